@@ -1,0 +1,34 @@
+import type { Command } from "commander";
+import { migrateAll } from "../../commands/all.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { runAction, runFleetWithOutput } from "../run.js";
+
+export function registerAll(program: Command): void {
+  addFleetOptions(
+    program
+      .command("all")
+      .description("the deploy job: catalog to latest, missing tenant databases created, every tenant migrated"),
+  ).action(async (flags: FleetFlags, command: Command) => {
+    await runAction(command, (config) =>
+      runFleetWithOutput(
+        {
+          json: flags.json === true,
+          dryRun: flags.dryRun === true,
+          verb: "all",
+        },
+        async (hooks, output) => {
+          const result = await migrateAll({
+            ...fleetOptionsFrom(flags, config, []),
+            ...hooks,
+          });
+          const catalog = result.catalog.migrations;
+          output.line(
+            `catalog: ${catalog.length > 0 ? `${flags.dryRun ? "would migrate" : "migrated"} ${catalog.join(", ")}` : "up to date"}`,
+          );
+          return result;
+        },
+        (result) => ({ catalog: result.catalog }),
+      ),
+    );
+  });
+}

@@ -1,0 +1,28 @@
+import type { Command } from "commander";
+import { migrateTenants } from "../../commands/migrate.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { runAction, runFleetWithOutput } from "../run.js";
+
+export function registerMigrate(program: Command): void {
+  addFleetOptions(
+    program
+      .command("migrate")
+      .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
+      .description("migrate the named tenants (all when none is named) to the latest app migration"),
+  ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
+    await runAction(command, (config) =>
+      runFleetWithOutput(
+        {
+          json: flags.json === true,
+          dryRun: flags.dryRun === true,
+          verb: "migrate",
+        },
+        (hooks) =>
+          migrateTenants({
+            ...fleetOptionsFrom(flags, config, tenants),
+            ...hooks,
+          }),
+      ),
+    );
+  });
+}

@@ -1,0 +1,30 @@
+import type { Command } from "commander";
+import { provisionTenants } from "../../commands/provision.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { runAction, runFleetWithOutput } from "../run.js";
+
+export function registerProvision(program: Command): void {
+  addFleetOptions(
+    program
+      .command("provision")
+      .argument("[tenants...]", "school_id or school_database values")
+      .option("--missing", "every tenant whose database does not exist yet")
+      .description("create each tenant's database if it is missing, then migrate it to latest"),
+  ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean }, command: Command) => {
+    await runAction(command, (config) =>
+      runFleetWithOutput(
+        {
+          json: flags.json === true,
+          dryRun: flags.dryRun === true,
+          verb: "provision",
+        },
+        (hooks) =>
+          provisionTenants({
+            ...fleetOptionsFrom(flags, config, tenants),
+            ...hooks,
+            missing: flags.missing === true,
+          }),
+      ),
+    );
+  });
+}

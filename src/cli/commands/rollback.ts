@@ -1,0 +1,43 @@
+import type { Command } from "commander";
+import { rollbackTenants } from "../../commands/rollback.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive } from "../options.js";
+import { runAction, runFleetWithOutput } from "../run.js";
+
+interface RollbackFlags extends FleetFlags {
+  allTenants?: boolean;
+  step?: number;
+  all?: boolean;
+  to?: string;
+}
+
+export function registerRollback(program: Command): void {
+  addFleetOptions(
+    program
+      .command("rollback")
+      .argument("[tenants...]", "school_id or school_database values")
+      .option("--all-tenants", "every tenant in the catalog")
+      .option("--step <n>", "undo the last n batches", parsePositive("--step"))
+      .option("--all", "undo every batch")
+      .option("--to <migration>", "undo until this migration is the newest applied")
+      .description("undo the last batch (default), n batches, every batch, or back to a migration"),
+  ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
+    await runAction(command, (config) =>
+      runFleetWithOutput(
+        {
+          json: flags.json === true,
+          dryRun: flags.dryRun === true,
+          verb: "rollback",
+        },
+        (hooks) =>
+          rollbackTenants({
+            ...fleetOptionsFrom(flags, config, tenants),
+            ...hooks,
+            allTenants: flags.allTenants === true,
+            step: flags.step,
+            all: flags.all === true,
+            to: flags.to,
+          }),
+      ),
+    );
+  });
+}

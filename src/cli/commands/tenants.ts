@@ -1,0 +1,73 @@
+import type { Command } from "commander";
+import { addTenant, listTenants } from "../../commands/tenants.js";
+import { Output, summaryLine, tenantLine } from "../output.js";
+import { runAction } from "../run.js";
+
+export function registerTenants(program: Command): void {
+  const tenants = program.command("tenants").description("the catalog's schools");
+
+  tenants
+    .command("list")
+    .description("catalog rows, with whether each database exists")
+    .option("--json", "print one JSON document on stdout")
+    .action(async (flags: { json?: boolean }, command: Command) => {
+      await runAction(command, async (config) => {
+        const output = new Output(flags.json === true);
+        const list = await listTenants({ config });
+        if (flags.json) {
+          output.document({ tenants: list });
+          return 0;
+        }
+        for (const t of list) {
+          const exists =
+            t.exists === null ? `unknown (${t.problem ?? "server not reachable"})` : t.exists ? "exists" : "missing";
+          output.line(`${t.id}\t${t.database}\t${t.name}${t.server ? `\tserver ${t.server}` : ""}\tdatabase ${exists}`);
+        }
+        output.line(`${list.length} tenant${list.length === 1 ? "" : "s"}`);
+        return 0;
+      });
+    });
+
+  tenants
+    .command("add")
+    .argument("<name>", 'the school\'s name, e.g. "Lincoln High"')
+    .option("--database <db>", "database name (default: derived from the name, e.g. lincoln_high)")
+    .option("--server <name>", "a server named in TENANT_SERVERS (default: the catalog's server)")
+    .option("--provision", "create and migrate its database now")
+    .option("--json", "print one JSON document on stdout")
+    .description("insert a catalog row")
+    .action(
+      async (
+        name: string,
+        flags: {
+          database?: string;
+          server?: string;
+          provision?: boolean;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        await runAction(command, async (config) => {
+          const output = new Output(flags.json === true);
+          const result = await addTenant({
+            config,
+            name,
+            database: flags.database,
+            server: flags.server,
+            provision: flags.provision === true,
+          });
+          if (flags.json) output.document(result);
+          const t = result.tenant;
+          output.line(
+            `added school ${t.id}: ${t.name} (database ${t.database}${t.server ? `, server ${t.server}` : ""})`,
+          );
+          if (result.provision) {
+            for (const r of result.provision.tenants) output.line(tenantLine(output, r, false));
+            output.line(summaryLine(output, result.provision));
+            return result.provision.ok ? 0 : 1;
+          }
+          return 0;
+        });
+      },
+    );
+}

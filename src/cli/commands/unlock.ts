@@ -1,0 +1,18 @@
+import type { Command } from "commander";
+import { unlockTenants } from "../../commands/unlock.js";
+import { printSimpleResult } from "../output.js";
+import { runAction } from "../run.js";
+
+export function registerUnlock(program: Command): void {
+  program
+    .command("unlock")
+    .argument("<tenants...>", "school_id or school_database values")
+    .option("--json", "print one JSON document on stdout")
+    .description("release a knex migration lock left by a dead process")
+    .action(async (tenants: string[], flags: { json?: boolean }, command: Command) => {
+      await runAction(command, async (config) => {
+        const result = await unlockTenants({ config, tenants });
+        return printSimpleResult(result, flags.json === true);
+      });
+    });
+}

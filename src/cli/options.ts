@@ -1,0 +1,96 @@
+import { type Command, InvalidArgumentError, Option } from "commander";
+import type { FleetCommandOptions } from "../commands/context.js";
+import { type Config, type ConfigFlags, DEFAULT_CONCURRENCY, resolveConfig } from "../core/config.js";
+
+/** Options every command understands (they may stand before or after the command name). */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option("--catalog-url <url>", "catalog connection URL (env CATALOG_DATABASE_URL)")
+    .option(
+      "--app-migrations <dir>",
+      "app (tenant) migrations folder (env APP_MIGRATIONS_DIR; default ./app_migrations)",
+    )
+    .option("--catalog-migrations <dir>", "catalog migrations folder (env CATALOG_MIGRATIONS_DIR)")
+    .option(
+      "--concurrency <n>",
+      `tenants at once, per server (env TENANT_MIGRATE_CONCURRENCY; default ${DEFAULT_CONCURRENCY})`,
+    )
+    .option("--lock-timeout <duration>", "how long to wait for another run on a tenant, e.g. 60s (default 60s)")
+    .option("--retries <n>", "retries of a transient fault per tenant (env TENANT_MIGRATE_RETRIES; default 3)")
+    .option("--app-role <role>", "role granted CONNECT and TEMP on new tenant databases (env TENANT_MIGRATE_APP_ROLE)")
+    .option("--embedded", "run on an embedded PostgreSQL kept under .tenant-migrate/ (env TENANT_MIGRATE_EMBEDDED=1)")
+    .option("--env-file <path>", "read settings from this file instead of ./.env");
+}
+
+/** Options of the fleet commands. */
+export function addFleetOptions(command: Command, what: { dryRun?: boolean } = {}): Command {
+  command
+    .addOption(
+      new Option("--on-error <mode>", "after a tenant fails: continue with the others, or abort")
+        .choices(["continue", "abort"])
+        .default("continue"),
+    )
+    .option("--json", "print one JSON document on stdout")
+    .option("--shard <i/n>", "take only the i-th of n stable, disjoint slices of the tenants", parseShard)
+    .option("--canary <n>", "run n tenants first; if one fails, skip the rest", parsePositive("--canary"));
+  if (what.dryRun !== false) command.option("--dry-run", "say what would run; change nothing");
+  return command;
+}
+
+export function parseShard(value: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (!match || count < 1 || index < 1 || index > count) {
+    throw new InvalidArgumentError("expected I/N with 1 <= I <= N, e.g. 2/4");
+  }
+  return { index, count };
+}
+
+export function parsePositive(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) < 1)
+      throw new InvalidArgumentError(`${name} must be a whole number of 1 or more`);
+    return Number(value);
+  };
+}
+
+/** The command's settings: flags > environment > .env > defaults, validated once. */
+export function configFrom(command: Command, needs: { catalog?: boolean } = {}): Config {
+  const flags = command.optsWithGlobals() as ConfigFlags;
+  return resolveConfig(
+    {
+      catalogUrl: flags.catalogUrl,
+      appMigrations: flags.appMigrations,
+      catalogMigrations: flags.catalogMigrations,
+      concurrency: flags.concurrency,
+      lockTimeout: flags.lockTimeout,
+      retries: flags.retries,
+      appRole: flags.appRole,
+      embedded: flags.embedded,
+      envFile: flags.envFile,
+    },
+    process.env,
+    process.cwd(),
+    needs,
+  );
+}
+
+export interface FleetFlags {
+  onError: "continue" | "abort";
+  json?: boolean;
+  dryRun?: boolean;
+  shard?: { index: number; count: number };
+  canary?: number;
+}
+
+export function fleetOptionsFrom(flags: FleetFlags, config: Config, tenants: string[]): FleetCommandOptions {
+  return {
+    config,
+    tenants,
+    onError: flags.onError,
+    dryRun: flags.dryRun === true,
+    shard: flags.shard,
+    canary: flags.canary,
+  };
+}

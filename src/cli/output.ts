@@ -1,0 +1,169 @@
+import { Chalk, type ChalkInstance } from "chalk";
+import ora, { type Ora } from "ora";
+import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet.js";
+import { redact } from "../core/redact.js";
+
+/**
+ * Where and how the CLI writes. Results go to stdout, progress and notices to
+ * stderr; with --json, stdout carries exactly one JSON document. Colour only
+ * on a TTY and without NO_COLOR; the spinner only on a TTY stderr.
+ */
+export class Output {
+  readonly out: ChalkInstance;
+  readonly err: ChalkInstance;
+  private spinner: Ora | undefined;
+
+  constructor(
+    readonly json: boolean,
+    private readonly stdout: NodeJS.WriteStream = process.stdout,
+    private readonly stderr: NodeJS.WriteStream = process.stderr,
+  ) {
+    const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "";
+    this.out = new Chalk({ level: stdout.isTTY && !noColor ? 1 : 0 });
+    this.err = new Chalk({ level: stderr.isTTY && !noColor ? 1 : 0 });
+  }
+
+  /** A result line (stdout; stderr under --json). */
+  line(text: string): void {
+    this.above(() => {
+      if (this.json) this.stderr.write(`${redact(text)}\n`);
+      else this.stdout.write(`${redact(text)}\n`);
+    });
+  }
+
+  /** Progress or a notice (always stderr). */
+  note(text: string): void {
+    this.above(() => this.stderr.write(`${redact(text)}\n`));
+  }
+
+  /** The one JSON document of a --json run. */
+  document(value: unknown): void {
+    this.stdout.write(`${redact(JSON.stringify(value, null, 2))}\n`);
+  }
+
+  startSpinner(text: string): void {
+    if (!this.stderr.isTTY || process.env.CI) return;
+    this.spinner = ora({
+      text,
+      stream: this.stderr,
+      discardStdin: false,
+      color: "cyan",
+    }).start();
+  }
+
+  spin(text: string): void {
+    if (this.spinner) this.spinner.text = text;
+  }
+
+  stopSpinner(): void {
+    this.spinner?.stop();
+    this.spinner = undefined;
+  }
+
+  /** Writes a line above the spinner, which keeps running below it. */
+  private above(write: () => void): void {
+    if (!this.spinner) {
+      write();
+      return;
+    }
+    this.spinner.clear();
+    write();
+    this.spinner.render();
+  }
+}
+
+const SUCCESS_WORDS: Record<string, string> = {
+  provisioned: "provisioned",
+  migrated: "migrated",
+  "up-to-date": "up to date",
+  "rolled-back": "rolled back",
+  "nothing-to-roll-back": "nothing to roll back",
+  failed: "failed",
+  skipped: "skipped",
+};
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** One line per tenant result: the same facts on a TTY and off it, colour aside. */
+export function tenantLine(output: Output, result: TenantResult, dryRun: boolean): string {
+  const c = output.json ? output.err : output.out;
+  const who = `${result.database} (id ${result.id}${result.server ? `, server ${result.server}` : ""})`;
+  const word = SUCCESS_WORDS[result.result] ?? result.result;
+  const verb = dryRun && result.result !== "failed" && result.result !== "skipped" ? `would be ${word}` : word;
+  const what = result.migrations.length > 0 ? `: ${result.migrations.join(", ")}` : "";
+  const time = c.dim(` (${formatMs(result.ms)})`);
+  switch (result.result) {
+    case "failed":
+      return `${c.red("✖")} ${who} ${c.red("failed")}: ${result.error ?? "unknown error"}${time}`;
+    case "skipped":
+      return `${c.yellow("-")} ${who} ${c.yellow("skipped")}`;
+    case "up-to-date":
+    case "nothing-to-roll-back":
+      return `${c.dim("·")} ${who} ${c.dim(verb)}${time}`;
+    default:
+      return `${c.green("✔")} ${who} ${c.green(verb)}${what}${time}`;
+  }
+}
+
+export function summaryLine(output: Output, result: FleetResult): string {
+  const c = output.json ? output.err : output.out;
+  const s = result.summary;
+  const counts = [
+    c.green(`${s.succeeded} succeeded`),
+    s.failed > 0 ? c.red(`${s.failed} failed`) : `${s.failed} failed`,
+    s.skipped > 0 ? c.yellow(`${s.skipped} skipped`) : `${s.skipped} skipped`,
+  ];
+  return `${s.total} tenant${s.total === 1 ? "" : "s"}: ${counts.join(", ")}${c.dim(` in ${formatMs(s.ms)}`)}${result.interrupted ? c.yellow(" (interrupted)") : ""}`;
+}
+
+/**
+ * Renders fleet events: each finished tenant as a line, notices on stderr,
+ * and live counts (done / failed / left) on the spinner.
+ */
+export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: string }): (event: FleetEvent) => void {
+  let total = 0;
+  let done = 0;
+  let failed = 0;
+  const counts = () => `${options.verb}: ${done} done, ${failed} failed, ${total - done} left`;
+  return (event) => {
+    switch (event.type) {
+      case "fleet-started":
+        total = event.total;
+        output.startSpinner(counts());
+        break;
+      case "tenant-finished":
+        done++;
+        if (event.result.result === "failed") failed++;
+        output.line(tenantLine(output, event.result, options.dryRun));
+        output.spin(counts());
+        break;
+      case "notice":
+        output.note(`${output.err.yellow("notice")}: ${event.message}`);
+        break;
+      default:
+        break;
+    }
+  };
+}
+
+/** unlock and drop: a line per tenant, or one JSON document; exit 1 if any failed. */
+export function printSimpleResult(
+  result: {
+    ok: boolean;
+    tenants: { id: string; database: string; result: string; error?: string }[];
+  },
+  json: boolean,
+): number {
+  const output = new Output(json);
+  if (json) output.document(result);
+  else {
+    for (const t of result.tenants) {
+      const c = output.out;
+      const text = t.result === "failed" ? `${c.red("failed")}: ${t.error ?? ""}` : t.result.replace(/-/g, " ");
+      output.line(`${t.database} (id ${t.id}) ${text}`);
+    }
+  }
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,53 @@
+import type { Knex } from "knex";
+import { withCatalogMigrator } from "../core/catalog.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
+import type { CommandOptions } from "./context.js";
+
+export interface CatalogMigrateResult {
+  migrations: string[];
+}
+
+/** Brings the catalog to its latest migration (knex's migrate.latest). */
+export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
+  return withCatalogMigrator(options.config, async (db, folder) => {
+    if (options.dryRun) return { migrations: (await catalogStatusOf(db, folder)).pending };
+    const [, log] = await db.migrate.latest({
+      migrationSource: folder,
+    } as Knex.MigratorConfig);
+    return { migrations: log as string[] };
+  });
+}
+
+/** Undoes the catalog's last batch, or every batch with `all`. */
+export async function rollbackCatalog(options: CommandOptions & { all?: boolean }): Promise<CatalogMigrateResult> {
+  return withCatalogMigrator(options.config, async (db, folder) => {
+    const [, log] = await db.migrate.rollback({ migrationSource: folder } as Knex.MigratorConfig, options.all === true);
+    return { migrations: log as string[] };
+  });
+}
+
+export interface CatalogStatus {
+  applied: string[];
+  pending: string[];
+  /** Applied migrations that no file matches. */
+  unknown: string[];
+  latest: string | null;
+}
+
+export async function catalogStatus(options: CommandOptions): Promise<CatalogStatus> {
+  return withCatalogMigrator(options.config, catalogStatusOf);
+}
+
+async function catalogStatusOf(db: Knex, folder: MigrationFolder): Promise<CatalogStatus> {
+  const hasTable = await db.schema.hasTable("knex_migrations");
+  const applied: string[] = hasTable
+    ? (await db("knex_migrations").select("name").orderBy("id")).map((r: { name: string }) => r.name)
+    : [];
+  const done = new Set(applied);
+  return {
+    applied,
+    pending: folder.names.filter((n) => !done.has(n)),
+    unknown: applied.filter((n) => !folder.has(n)),
+    latest: folder.latest ?? null,
+  };
+}

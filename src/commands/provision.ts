@@ -1,0 +1,54 @@
+import { placeTenant, type Tenant } from "../core/catalog.js";
+import { withClient } from "../core/db.js";
+import type { FleetResult } from "../core/fleet.js";
+import { databaseNameProblem } from "../core/identifiers.js";
+import { migrateTenant } from "../core/tenant.js";
+import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+
+export interface ProvisionOptions extends FleetCommandOptions {
+  /** Every tenant whose database does not exist yet. */
+  missing?: boolean;
+}
+
+/** Creates each tenant's database if it is missing, then migrates it to latest. */
+export function provisionTenants(options: ProvisionOptions): Promise<FleetResult> {
+  requireSelection(options.tenants, options.missing === true, "name the tenants to provision, or use --missing");
+  return runFleetCommand(
+    "provision",
+    options,
+    (job) => migrateTenant(job, { provision: true }),
+    options.missing ? onlyMissing : undefined,
+  );
+}
+
+/** Tenants whose database is absent, found with one query per server. */
+async function onlyMissing(run: FleetRun): Promise<Tenant[]> {
+  const byAdmin = new Map<string, { tenants: Tenant[]; settings: ReturnType<typeof placeTenant>["admin"] }>();
+  const missing: Tenant[] = [];
+  for (const tenant of run.tenants) {
+    let admin: ReturnType<typeof placeTenant>["admin"];
+    try {
+      admin = placeTenant(run.config, tenant).admin;
+    } catch {
+      missing.push(tenant); // fails alone with its placement error
+      continue;
+    }
+    if (databaseNameProblem(tenant.database)) {
+      missing.push(tenant); // fails alone with its name problem
+      continue;
+    }
+    const key = JSON.stringify(admin);
+    const group = byAdmin.get(key) ?? { tenants: [], settings: admin };
+    group.tenants.push(tenant);
+    byAdmin.set(key, group);
+  }
+  for (const group of byAdmin.values()) {
+    const existing = await withClient(group.settings, async (client) => {
+      const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datallowconn");
+      return new Set(rows.map((r) => r.datname));
+    });
+    missing.push(...group.tenants.filter((t) => !existing.has(t.database)));
+  }
+  const order = new Map(run.tenants.map((t, i) => [t, i]));
+  return missing.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+}

@@ -1,0 +1,59 @@
+import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
+import { runBounded } from "../core/fleet.js";
+import { MigrationFolder } from "../core/migration-folder.js";
+import { inspectTenant, type TenantStatus } from "../core/tenant.js";
+import { chooseTenants, type FleetCommandOptions, rowProblems } from "./context.js";
+
+export interface FleetStatus {
+  latest: string | null;
+  tenants: TenantStatus[];
+}
+
+/** Per tenant: applied, pending and state, read without changing anything. */
+export async function fleetStatus(options: FleetCommandOptions): Promise<FleetStatus> {
+  const { config } = options;
+  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  return withCatalog(config, async (catalog) => {
+    const all = await loadTenants(catalog);
+    const tenants = chooseTenants(all, options);
+    const problems = rowProblems(all);
+    const statuses = new Map<string, TenantStatus>();
+    await runBounded(
+      tenants,
+      async (tenant) => {
+        const base: TenantStatus = {
+          id: tenant.id,
+          name: tenant.name,
+          database: tenant.database,
+          state: "unreachable",
+          applied: [],
+          pending: [],
+        };
+        if (tenant.server) base.server = tenant.server;
+        const problem = problems.get(tenant.id);
+        let status: TenantStatus;
+        if (problem) {
+          status = { ...base, error: problem };
+        } else {
+          try {
+            status = {
+              ...base,
+              ...(await inspectTenant(tenant, placeTenant(config, tenant).settings, folder)),
+            };
+          } catch (error) {
+            status = { ...base, error: (error as Error).message };
+          }
+        }
+        statuses.set(tenant.id, status);
+      },
+      {
+        concurrency: config.concurrency,
+        serverOf: (tenant) => tenant.server ?? "catalog",
+      },
+    );
+    return {
+      latest: folder.latest ?? null,
+      tenants: tenants.map((t) => statuses.get(t.id) as TenantStatus),
+    };
+  });
+}

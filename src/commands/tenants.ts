@@ -1,0 +1,121 @@
+import type pg from "pg";
+import { loadTenants, placeTenant, type Tenant, withCatalog } from "../core/catalog.js";
+import type { ConnectionSettings } from "../core/connection.js";
+import { withClient } from "../core/db.js";
+import { describeError, errorCode, UsageError } from "../core/errors.js";
+import type { FleetResult } from "../core/fleet.js";
+import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
+import type { CommandOptions } from "./context.js";
+import { provisionTenants } from "./provision.js";
+
+export interface TenantListEntry extends Tenant {
+  /** Whether the database exists; null when its server could not be asked. */
+  exists: boolean | null;
+  problem?: string;
+}
+
+/** Catalog rows, with whether each database exists (one query per server). */
+export async function listTenants(options: CommandOptions): Promise<TenantListEntry[]> {
+  return withCatalog(options.config, async (catalog) => {
+    const tenants = await loadTenants(catalog);
+    const existing = new Map<string, Set<string> | Error>();
+    const entries: TenantListEntry[] = [];
+    for (const tenant of tenants) {
+      let admin: ConnectionSettings;
+      try {
+        admin = placeTenant(options.config, tenant).admin;
+      } catch (error) {
+        entries.push({
+          ...tenant,
+          exists: null,
+          problem: (error as Error).message,
+        });
+        continue;
+      }
+      const key = JSON.stringify(admin);
+      if (!existing.has(key)) existing.set(key, await databasesOn(admin));
+      const names = existing.get(key);
+      if (names instanceof Error)
+        entries.push({
+          ...tenant,
+          exists: null,
+          problem: describeError(names),
+        });
+      else
+        entries.push({
+          ...tenant,
+          exists: names?.has(tenant.database) ?? null,
+        });
+    }
+    return entries;
+  });
+}
+
+async function databasesOn(admin: ConnectionSettings): Promise<Set<string> | Error> {
+  try {
+    return await withClient(admin, async (client: pg.Client) => {
+      const { rows } = await client.query<{ datname: string }>("select datname from pg_database");
+      return new Set(rows.map((r) => r.datname));
+    });
+  } catch (error) {
+    return error as Error;
+  }
+}
+
+export interface AddTenantOptions extends CommandOptions {
+  name: string;
+  database?: string;
+  server?: string;
+  provision?: boolean;
+}
+
+export interface AddTenantResult {
+  tenant: Tenant;
+  provision?: FleetResult;
+}
+
+/** Inserts a catalog row (database name derived from the school name when not given); optionally provisions it. */
+export async function addTenant(options: AddTenantOptions): Promise<AddTenantResult> {
+  const name = options.name.trim();
+  if (!name) throw new UsageError("a school needs a name");
+  const database = options.database ?? databaseNameFrom(name);
+  const problem = databaseNameProblem(database);
+  if (problem) throw new UsageError(`--database: ${problem}`);
+  if (options.server !== undefined && !options.config.tenantServers.has(options.server)) {
+    throw new UsageError(`--server: "${options.server}" is not a server named in TENANT_SERVERS`);
+  }
+  const tenant = await withCatalog(options.config, async (catalog) => {
+    await loadTenants(catalog); // fails clearly when the catalog is not migrated
+    try {
+      const columns = options.server === undefined ? "" : ", school_server";
+      const values = options.server === undefined ? "" : ", $3";
+      const params = options.server === undefined ? [name, database] : [name, database, options.server];
+      const { rows } = await catalog.query<{ id: string }>(
+        `insert into schools (school_name, school_database${columns}) values ($1, $2${values}) returning school_id::text as id`,
+        params,
+      );
+      return {
+        id: rows[0]?.id ?? "",
+        name,
+        database,
+        server: options.server ?? null,
+      };
+    } catch (error) {
+      if (errorCode(error) === "23505") {
+        throw new UsageError(`database "${database}" is already named by another school (use --database)`);
+      }
+      if (errorCode(error) === "42703") {
+        throw new UsageError(
+          "the catalog's schools table has no school_server column: run `tenant-migrate catalog migrate`",
+        );
+      }
+      throw error;
+    }
+  });
+  if (!options.provision) return { tenant };
+  const provision = await provisionTenants({
+    ...options,
+    tenants: [tenant.id],
+  });
+  return { tenant, provision };
+}

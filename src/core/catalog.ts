@@ -1,0 +1,157 @@
+import type pg from "pg";
+import type { Config } from "./config.js";
+import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
+import { withClient, withKnex } from "./db.js";
+import { describeError, errorCode, UsageError } from "./errors.js";
+import { MigrationFolder } from "./migration-folder.js";
+import { redact } from "./redact.js";
+
+/** One catalog row: a school and where its database lives. */
+export interface Tenant {
+  id: string;
+  name: string;
+  database: string;
+  /** A name from TENANT_SERVERS, or null for the catalog's own server. */
+  server: string | null;
+}
+
+export function catalogSettings(config: Config): ConnectionSettings {
+  if (!config.catalog) throw new UsageError("no catalog connection (the embedded server has not started)");
+  return config.catalog;
+}
+
+/**
+ * Opens the catalog connection for the length of `fn`. A catalog that cannot
+ * be reached is a catalog error (exit 2), named by its masked URL.
+ */
+export async function withCatalog<T>(config: Config, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const settings = catalogSettings(config);
+  let connected = false;
+  try {
+    return await withClient(settings, async (client) => {
+      connected = true;
+      return fn(client);
+    });
+  } catch (error) {
+    if (connected) throw error;
+    throw catalogConnectError(settings, error);
+  }
+}
+
+export function catalogConnectError(settings: ConnectionSettings, error: unknown): UsageError {
+  const where = describeConnection(settings);
+  if (errorCode(error) === "3D000") {
+    return new UsageError(
+      `catalog database "${settings.database}" does not exist on ${where}: create it (createdb ${settings.database}) or fix CATALOG_DATABASE_URL`,
+      { cause: error },
+    );
+  }
+  return new UsageError(redact(`cannot connect to the catalog ${where}: ${describeError(error)}`), { cause: error });
+}
+
+/** Every catalog row, in school_id order. Throws a UsageError if the catalog has no schools table. */
+export async function loadTenants(client: pg.Client): Promise<Tenant[]> {
+  const { rows: columns } = await client.query<{ column_name: string }>(
+    `select column_name from information_schema.columns
+      where table_name = 'schools' and table_schema = any (current_schemas(false))`,
+  );
+  const names = new Set(columns.map((c) => c.column_name));
+  if (!names.has("school_id") || !names.has("school_database")) {
+    throw new UsageError(
+      "the catalog has no schools table (school_id, school_name, school_database): run `tenant-migrate catalog migrate` first",
+    );
+  }
+  const serverColumn = names.has("school_server") ? "school_server" : "null";
+  const nameColumn = names.has("school_name") ? "school_name" : "null";
+  const { rows } = await client.query<{
+    id: string;
+    name: string | null;
+    database: string;
+    server: string | null;
+  }>(
+    `select school_id::text as id, ${nameColumn}::text as name, school_database::text as database,
+            ${serverColumn}::text as server
+       from schools order by school_id`,
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    name: r.name ?? "",
+    database: r.database ?? "",
+    server: r.server,
+  }));
+}
+
+/**
+ * The tenants named on the command line, by school_id or school_database,
+ * in the order given; every unknown name is reported at once (exit 2).
+ */
+export function selectTenants(all: Tenant[], names: string[]): Tenant[] {
+  if (names.length === 0) return all;
+  const unknown: string[] = [];
+  const chosen = new Map<string, Tenant>();
+  for (const name of names) {
+    const tenant = all.find((t) => t.id === name) ?? all.find((t) => t.database === name);
+    if (tenant) chosen.set(tenant.id, tenant);
+    else unknown.push(name);
+  }
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `unknown tenant${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")} (name a school by its school_id or school_database)`,
+    );
+  }
+  return [...chosen.values()];
+}
+
+export interface TenantPlacement {
+  /** The tenant database's connection settings. */
+  settings: ConnectionSettings;
+  /** The server's administrative connection (CREATE/DROP DATABASE). */
+  admin: ConnectionSettings;
+  /** Server label for results and per-server concurrency. */
+  serverName: string;
+}
+
+/** Where a tenant lives, or why it cannot be placed. */
+export function placeTenant(config: Config, tenant: Tenant): TenantPlacement {
+  const catalog = catalogSettings(config);
+  if (tenant.server === null || tenant.server === "") {
+    return {
+      settings: withDatabase(catalog, tenant.database),
+      admin: catalog,
+      serverName: "catalog",
+    };
+  }
+  const server = config.tenantServers.get(tenant.server);
+  if (!server) {
+    throw new Error(`school_server "${tenant.server}" is not a server named in TENANT_SERVERS`);
+  }
+  return {
+    settings: withDatabase(server, tenant.database),
+    admin: server,
+    serverName: tenant.server,
+  };
+}
+
+/** knex's migrator on the catalog's own migrations, under the catalog's advisory lock. */
+export async function withCatalogMigrator<T>(
+  config: Config,
+  fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
+): Promise<T> {
+  const folder = new MigrationFolder(config.catalogMigrationsDir, "--catalog-migrations / CATALOG_MIGRATIONS_DIR");
+  const settings = catalogSettings(config);
+  try {
+    return await withKnex(settings, async (db) => {
+      // Several pipelines may migrate the catalog at once: take turns.
+      await db.raw("select pg_advisory_lock(?)", [CATALOG_LOCK_KEY]);
+      return fn(db, folder);
+    });
+  } catch (error) {
+    if (errorCode(error) === "3D000" || /ECONNREFUSED|password authentication/.test(String(error))) {
+      throw catalogConnectError(settings, error);
+    }
+    throw error;
+  }
+}
+
+/** Advisory lock keys are per database; these two never collide with a tenant's. */
+export const CATALOG_LOCK_KEY = 7_465_767_001;

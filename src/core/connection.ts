@@ -1,0 +1,82 @@
+import type { ClientConfig } from "pg";
+
+/** Where and as whom to connect; `database` is replaced per tenant. */
+export interface ConnectionSettings {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+  /** libpq's sslmode, when the URL gave one. */
+  sslmode?: string;
+}
+
+const SSL_MODES = new Set(["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "no-verify"]);
+
+/** Parses postgres://user:pass@host:port/db; throws a message naming `setting`. */
+export function parseDatabaseUrl(url: string, setting: string, requireDatabase = true): ConnectionSettings {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`${setting} is not a valid URL (expected postgres://user:password@host:port/database)`);
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    throw new Error(`${setting} must start with postgres:// or postgresql:// (got ${parsed.protocol}//)`);
+  }
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  if (requireDatabase && !database) throw new Error(`${setting} names no database (add /DBNAME to the URL)`);
+  if (database.includes("/")) throw new Error(`${setting} has a malformed database path`);
+  const port = parsed.port ? Number(parsed.port) : 5432;
+  const sslmode = parsed.searchParams.get("sslmode") ?? undefined;
+  if (sslmode && !SSL_MODES.has(sslmode)) throw new Error(`${setting} has an unknown sslmode "${sslmode}"`);
+  const settings: ConnectionSettings = {
+    host: decodeURIComponent(parsed.hostname.replace(/^\[|\]$/g, "")) || "localhost",
+    port,
+    user: decodeURIComponent(parsed.username) || process.env.USER || "postgres",
+    database: database || "postgres",
+  };
+  if (parsed.password) settings.password = decodeURIComponent(parsed.password);
+  if (sslmode) settings.sslmode = sslmode;
+  return settings;
+}
+
+/** The URL with the password masked: the only way a connection is printed. */
+export function describeConnection(settings: ConnectionSettings): string {
+  const auth = settings.password === undefined ? settings.user : `${settings.user}:***`;
+  const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host;
+  return `postgres://${encodeURIComponent(auth).replace("%3A***", ":***")}@${host}:${settings.port}/${settings.database}`;
+}
+
+export function withDatabase(settings: ConnectionSettings, database: string): ConnectionSettings {
+  return { ...settings, database };
+}
+
+/** Key of a server: tenants on one server share a concurrency budget. */
+export function serverKey(settings: ConnectionSettings): string {
+  return `${settings.host}:${settings.port}`;
+}
+
+/** node-postgres options for these settings. */
+export function pgClientConfig(settings: ConnectionSettings, connectTimeoutMs = 10_000): ClientConfig {
+  const config: ClientConfig = {
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    database: settings.database,
+    application_name: "tenant-migrate",
+    connectionTimeoutMillis: connectTimeoutMs,
+  };
+  if (settings.password !== undefined) config.password = settings.password;
+  if (
+    settings.sslmode &&
+    settings.sslmode !== "disable" &&
+    settings.sslmode !== "allow" &&
+    settings.sslmode !== "prefer"
+  ) {
+    config.ssl = {
+      rejectUnauthorized: settings.sslmode === "verify-ca" || settings.sslmode === "verify-full",
+    };
+  }
+  return config;
+}

@@ -1,0 +1,103 @@
+import knexModule, { type Knex } from "knex";
+import pg from "pg";
+import { type ConnectionSettings, pgClientConfig } from "./connection.js";
+import { errorCode } from "./errors.js";
+
+const { knex } = knexModule;
+
+// PostgreSQL returns bigint counts and ids as strings by default; our counts are small.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** One connection for the length of `fn`, always closed. */
+export async function withClient<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(pgClientConfig(settings));
+  // An error after connect (server shutdown) must not crash the process; the
+  // query in flight rejects with it.
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const silentLogger = {
+  warn() {},
+  error() {},
+  debug() {},
+  deprecate() {},
+  log() {},
+};
+
+/** A knex instance with a single connection, destroyed when `fn` ends. */
+export async function withKnex<T>(settings: ConnectionSettings, fn: (db: Knex) => Promise<T>): Promise<T> {
+  const db = knex({
+    client: "pg",
+    connection: pgClientConfig(settings) as Knex.PgConnectionConfig,
+    // One connection: the session that holds the tenant's advisory lock is the
+    // one that migrates, and a tenant never costs more than one connection.
+    pool: { min: 0, max: 1, idleTimeoutMillis: 3_600_000 },
+    acquireConnectionTimeout: 60_000,
+    log: silentLogger,
+  });
+  try {
+    return await fn(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+// Faults worth trying again: the server is starting, stopping or full, or a
+// transaction lost a race. Anything else is the migration's own problem.
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "53300", // too_many_connections
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "08000",
+  "08003",
+  "08006", // connection_exception family
+]);
+
+export function isTransient(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code && TRANSIENT_CODES.has(code)) return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated unexpectedly|timeout expired|Connection terminated due to connection timeout/i.test(
+    message,
+  );
+}
+
+export interface RetryOptions {
+  retries: number;
+  /** First delay; doubled on each try, with jitter, capped at 5 s. */
+  baseDelayMs?: number;
+  signal?: AbortSignal | undefined;
+  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+}
+
+/** Runs `fn`, trying transient faults again with bounded exponential backoff. */
+export async function withRetries<T>(fn: () => Promise<T>, options: RetryOptions): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt > options.retries || !isTransient(error) || options.signal?.aborted) throw error;
+      const base = (options.baseDelayMs ?? 200) * 2 ** (attempt - 1);
+      const delayMs = Math.min(5000, Math.round(base * (0.75 + Math.random() * 0.5)));
+      options.onRetry?.(error, attempt, delayMs);
+      await sleep(delayMs);
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

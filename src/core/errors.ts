@@ -1,0 +1,45 @@
+/** Base of the tool's own errors; `exitCode` is what the CLI exits with. */
+export class TenantMigrateError extends Error {
+  readonly exitCode: number = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Usage, configuration or catalog problem: nothing was changed (exit 2). */
+export class UsageError extends TenantMigrateError {
+  override readonly exitCode: number = 2;
+}
+
+/** Every configuration problem found, reported at once. */
+export class ConfigError extends UsageError {
+  constructor(readonly problems: string[]) {
+    super(
+      problems.length === 1
+        ? `configuration error: ${problems[0]}`
+        : `configuration errors:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+  }
+}
+
+/** The run was interrupted by SIGINT/SIGTERM (exit 130). */
+export class InterruptedError extends TenantMigrateError {
+  override readonly exitCode: number = 130;
+}
+
+/** PostgreSQL's error fields worth showing: code, detail, hint. */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const pg = error as Error & { code?: string; detail?: string; hint?: string };
+  let text = error.message || error.name;
+  if (pg.code && /^[0-9A-Z]{5}$/.test(pg.code)) text += ` (SQLSTATE ${pg.code})`;
+  if (pg.detail) text += `; detail: ${pg.detail}`;
+  if (pg.hint) text += `; hint: ${pg.hint}`;
+  return text;
+}
+
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}

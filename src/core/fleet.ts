@@ -1,0 +1,210 @@
+import type { Tenant } from "./catalog.js";
+import { describeError } from "./errors.js";
+import { redact } from "./redact.js";
+
+export type TenantResultKind =
+  | "provisioned"
+  | "migrated"
+  | "up-to-date"
+  | "rolled-back"
+  | "nothing-to-roll-back"
+  | "failed"
+  | "skipped";
+
+/** One tenant's outcome, as the JSON output and the history table show it. */
+export interface TenantResult {
+  id: string;
+  name: string;
+  database: string;
+  server?: string;
+  result: TenantResultKind;
+  /** What ran, was rolled back, or would run under --dry-run, in order. */
+  migrations: string[];
+  error?: string;
+  ms: number;
+}
+
+export interface FleetSummary {
+  total: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  ms: number;
+}
+
+export interface FleetResult {
+  ok: boolean;
+  tenants: TenantResult[];
+  summary: FleetSummary;
+  /** True when a signal stopped the run before every tenant was tried. */
+  interrupted: boolean;
+}
+
+/** Structured progress; the CLI decides how it looks. */
+export type FleetEvent =
+  | { type: "fleet-started"; total: number }
+  | { type: "tenant-started"; tenant: Tenant }
+  | {
+      type: "migration";
+      tenant: Tenant;
+      name: string;
+      direction: "up" | "down";
+    }
+  | { type: "notice"; tenant?: Tenant; message: string }
+  | { type: "tenant-finished"; result: TenantResult };
+
+export type EmitEvent = (event: FleetEvent) => void;
+
+/** What a unit of tenant work reports; failures are thrown and become results here. */
+export interface TenantOutcome {
+  result: Exclude<TenantResultKind, "failed" | "skipped">;
+  migrations: string[];
+}
+
+export interface TenantWorkContext {
+  emit: EmitEvent;
+  signal: AbortSignal;
+}
+
+export type TenantWork = (tenant: Tenant, context: TenantWorkContext) => Promise<TenantOutcome>;
+
+export interface FleetOptions {
+  /** Tenants worked on at once, per server. */
+  concurrency: number;
+  onError: "continue" | "abort";
+  /** Run this many tenants first; if any fails, skip the rest. */
+  canary?: number | undefined;
+  /** Aborting stops new tenants from starting; those in flight finish. */
+  signal?: AbortSignal | undefined;
+  onEvent?: EmitEvent | undefined;
+  /** Which server a tenant lives on; concurrency holds per server. */
+  serverOf?: ((tenant: Tenant) => string) | undefined;
+  /** Called with each result as it is final (history). */
+  onResult?: ((result: TenantResult) => void) | undefined;
+}
+
+/**
+ * Runs `work` for every tenant, at most `concurrency` at once per server, and
+ * returns one result per tenant in the order given: one failure never hides
+ * another tenant's state.
+ */
+export async function runFleet(tenants: Tenant[], work: TenantWork, options: FleetOptions): Promise<FleetResult> {
+  const started = performance.now();
+  const emit: EmitEvent = options.onEvent ?? (() => {});
+  const signal = options.signal ?? new AbortController().signal;
+  const results = new Map<Tenant, TenantResult>();
+  let stopStarting = false;
+
+  emit({ type: "fleet-started", total: tenants.length });
+
+  const finish = (result: TenantResult) => {
+    options.onResult?.(result);
+    emit({ type: "tenant-finished", result });
+  };
+
+  const runOne = async (tenant: Tenant): Promise<void> => {
+    if (stopStarting || signal.aborted) {
+      const result = baseResult(tenant, "skipped", 0);
+      results.set(tenant, result);
+      finish(result);
+      return;
+    }
+    emit({ type: "tenant-started", tenant });
+    const t0 = performance.now();
+    let result: TenantResult;
+    try {
+      const outcome = await work(tenant, { emit, signal });
+      result = {
+        ...baseResult(tenant, outcome.result, 0),
+        migrations: outcome.migrations,
+      };
+    } catch (error) {
+      result = {
+        ...baseResult(tenant, "failed", 0),
+        error: redact(describeError(error)),
+      };
+      const partial = (error as { migrations?: unknown }).migrations;
+      if (Array.isArray(partial)) result.migrations = partial as string[];
+      if (options.onError === "abort") stopStarting = true;
+    }
+    result.ms = Math.round(performance.now() - t0);
+    results.set(tenant, result);
+    finish(result);
+  };
+
+  const canary = Math.min(options.canary ?? 0, tenants.length);
+  const first = tenants.slice(0, canary);
+  const rest = tenants.slice(canary);
+  if (first.length > 0) {
+    await runBounded(first, runOne, options);
+    if (first.some((t) => results.get(t)?.result === "failed")) {
+      stopStarting = true;
+      emit({
+        type: "notice",
+        message: `a canary tenant failed: skipping the other ${rest.length}`,
+      });
+    }
+  }
+  await runBounded(rest, runOne, options);
+
+  const ordered = tenants.map((t) => results.get(t) as TenantResult);
+  const summary: FleetSummary = {
+    total: ordered.length,
+    succeeded: ordered.filter((r) => r.result !== "failed" && r.result !== "skipped").length,
+    failed: ordered.filter((r) => r.result === "failed").length,
+    skipped: ordered.filter((r) => r.result === "skipped").length,
+    ms: Math.round(performance.now() - started),
+  };
+  return {
+    ok: summary.failed === 0 && summary.skipped === 0,
+    tenants: ordered,
+    summary,
+    interrupted: signal.aborted,
+  };
+}
+
+/**
+ * Per-server worker pools: `concurrency` workers per server, each taking that
+ * server's next item, so no server ever sees more than `concurrency` at once.
+ */
+export async function runBounded<T>(
+  items: T[],
+  run: (item: T) => Promise<void>,
+  options: {
+    concurrency: number;
+    serverOf?: ((item: T) => string) | undefined;
+  },
+): Promise<void> {
+  const queues = new Map<string, T[]>();
+  for (const item of items) {
+    const key = options.serverOf?.(item) ?? "";
+    const queue = queues.get(key) ?? [];
+    queue.push(item);
+    queues.set(key, queue);
+  }
+  const workers: Promise<void>[] = [];
+  for (const queue of queues.values()) {
+    let next = 0;
+    const worker = async () => {
+      while (next < queue.length) {
+        const item = queue[next++] as T;
+        await run(item);
+      }
+    };
+    for (let i = 0; i < Math.min(options.concurrency, queue.length); i++) workers.push(worker());
+  }
+  await Promise.all(workers);
+}
+
+function baseResult(tenant: Tenant, result: TenantResultKind, ms: number): TenantResult {
+  const base: TenantResult = {
+    id: tenant.id,
+    name: tenant.name,
+    database: tenant.database,
+    result,
+    migrations: [],
+    ms,
+  };
+  if (tenant.server) base.server = tenant.server;
+  return base;
+}

@@ -1,0 +1,139 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import type pg from "pg";
+import type { Tenant } from "./catalog.js";
+import type { TenantResult } from "./fleet.js";
+import { redact } from "./redact.js";
+
+const HISTORY_LOCK_KEY = 7_465_767_002;
+
+/** Creates the tool's bookkeeping table in the catalog, safely when several runs start at once. */
+export async function ensureHistoryTable(client: pg.Client): Promise<void> {
+  await client.query("begin");
+  try {
+    await client.query("select pg_advisory_xact_lock($1)", [HISTORY_LOCK_KEY]);
+    await client.query(`
+      create table if not exists tenant_migrate_history (
+        id bigserial primary key,
+        run_id uuid not null,
+        command text not null,
+        school_id text not null,
+        school_database text not null,
+        result text not null,
+        migrations jsonb not null default '[]',
+        error text,
+        host text,
+        started_at timestamptz not null default now(),
+        finished_at timestamptz
+      )`);
+    await client.query(
+      "create index if not exists tenant_migrate_history_school on tenant_migrate_history (school_id, id desc)",
+    );
+    await client.query("commit");
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Writes one run's history: a row per tenant at the start ("running"), so a
+ * run killed mid-way leaves rows that say it never finished, then the result
+ * as each tenant ends.
+ */
+export class HistoryRecorder {
+  readonly runId = randomUUID();
+  private readonly pending: Promise<unknown>[] = [];
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly command: string,
+  ) {}
+
+  static async start(client: pg.Client, command: string, tenants: Tenant[]): Promise<HistoryRecorder> {
+    await ensureHistoryTable(client);
+    // History is bookkeeping: it need not wait for the disk on every row.
+    await client.query("set synchronous_commit = off");
+    const recorder = new HistoryRecorder(client, command);
+    if (tenants.length > 0) {
+      await client.query(
+        `insert into tenant_migrate_history (run_id, command, school_id, school_database, result, host)
+         select $1, $2, id, db, 'running', $5 from unnest($3::text[], $4::text[]) as t(id, db)`,
+        [recorder.runId, command, tenants.map((t) => t.id), tenants.map((t) => t.database), hostname()],
+      );
+    }
+    return recorder;
+  }
+
+  record(result: TenantResult): void {
+    const write = this.client
+      .query(
+        `update tenant_migrate_history
+            set result = $3, migrations = $4::jsonb, error = $5, finished_at = now(),
+                started_at = now() - make_interval(secs => $6::float8 / 1000)
+          where run_id = $1 and school_id = $2`,
+        [
+          this.runId,
+          result.id,
+          result.result,
+          JSON.stringify(result.migrations),
+          result.error === undefined ? null : redact(result.error),
+          result.ms,
+        ],
+      )
+      .catch(() => {}); // history must never fail a migration
+    this.pending.push(write);
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+
+  get commandName(): string {
+    return this.command;
+  }
+}
+
+export interface HistoryEntry {
+  runId: string;
+  id: string;
+  database: string;
+  command: string;
+  /** A fleet result, or "unfinished" for a run that died (or is still going). */
+  result: string;
+  migrations: string[];
+  error: string | null;
+  host: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+/** Past runs per tenant, newest first. */
+export async function readHistory(
+  client: pg.Client,
+  schoolIds: string[] | null,
+  limit: number,
+): Promise<HistoryEntry[]> {
+  const { rows: exists } = await client.query("select to_regclass('tenant_migrate_history') is not null as ok");
+  if (!exists[0]?.ok) return [];
+  const { rows } = await client.query(
+    `select run_id, school_id, school_database, command, result, migrations, error, host, started_at, finished_at
+       from tenant_migrate_history
+      where $1::text[] is null or school_id = any($1::text[])
+      order by id desc
+      limit $2`,
+    [schoolIds, limit],
+  );
+  return rows.map((r) => ({
+    runId: r.run_id,
+    id: r.school_id,
+    database: r.school_database,
+    command: r.command,
+    result: r.result === "running" && r.finished_at === null ? "unfinished" : r.result,
+    migrations: r.migrations,
+    error: r.error,
+    host: r.host,
+    startedAt: new Date(r.started_at).toISOString(),
+    finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
+  }));
+}

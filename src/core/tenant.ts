@@ -1,0 +1,442 @@
+import type { Knex } from "knex";
+import pg from "pg";
+import type { Tenant, TenantPlacement } from "./catalog.js";
+import { type ConnectionSettings, pgClientConfig } from "./connection.js";
+import { sleep, withClient, withKnex } from "./db.js";
+import { describeError, errorCode } from "./errors.js";
+import type { EmitEvent, TenantOutcome } from "./fleet.js";
+import { quoteIdent } from "./identifiers.js";
+import type { MigrationFolder } from "./migration-folder.js";
+
+/**
+ * Session advisory lock held by the run working on a tenant. PostgreSQL frees
+ * it when the session ends, so a killed run never leaves it behind, and it is
+ * scoped to the tenant's database.
+ */
+export const TENANT_LOCK_KEY = 7_465_767_000;
+
+export interface AppliedMigration {
+  name: string;
+  batch: number;
+}
+
+/** What one tenant job needs: where the tenant lives and the shared, per-run pieces. */
+export interface TenantJob {
+  tenant: Tenant;
+  placement: TenantPlacement;
+  folder: MigrationFolder;
+  admin: AdminPools;
+  lockTimeoutMs: number;
+  appRole: string | undefined;
+  emit: EmitEvent;
+  dryRun: boolean;
+}
+
+/** A failure that carries the migrations that did take effect before it. */
+export class TenantWorkError extends Error {
+  constructor(
+    message: string,
+    readonly migrations: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The applied migrations, oldest first; none when knex's table does not exist yet. */
+export async function readApplied(client: pg.Client | Knex): Promise<AppliedMigration[]> {
+  try {
+    const sql = "select name, batch from knex_migrations order by id";
+    const rows = "raw" in client ? (await client.raw(sql)).rows : (await client.query(sql)).rows;
+    return rows as AppliedMigration[];
+  } catch (error) {
+    if (errorCode(error) === "42P01") return [];
+    throw error;
+  }
+}
+
+type Peek = { exists: false } | { exists: true; applied: AppliedMigration[] };
+
+/** One connection and one query: whether the database exists and what it has applied. */
+async function peek(settings: ConnectionSettings): Promise<Peek> {
+  try {
+    return await withClient(settings, async (client) => ({
+      exists: true,
+      applied: await readApplied(client),
+    }));
+  } catch (error) {
+    // 3D000: no such database; 55000: created but its provisioning was cut short.
+    const code = errorCode(error);
+    if (code === "3D000" || code === "55000") return { exists: false };
+    throw error;
+  }
+}
+
+function unknownMigrations(applied: AppliedMigration[], folder: MigrationFolder): string[] {
+  return applied.map((m) => m.name).filter((name) => !folder.has(name));
+}
+
+function unknownMigrationsError(unknown: string[]): Error {
+  return new Error(
+    `the database has applied migrations that no file matches: ${unknown.join(", ")} (knex calls this a corrupt migration directory)`,
+  );
+}
+
+/**
+ * Brings one tenant to the latest migration, creating its database first when
+ * `provision` is set. An up-to-date tenant costs one connection and one query.
+ */
+export async function migrateTenant(job: TenantJob, options: { provision: boolean }): Promise<TenantOutcome> {
+  const { tenant, placement, folder } = job;
+  let created = false;
+  const state = await peek(placement.settings);
+  if (!state.exists) {
+    if (!options.provision) {
+      throw new Error(`database "${tenant.database}" does not exist: run \`tenant-migrate provision ${tenant.id}\``);
+    }
+    if (job.dryRun) return { result: "provisioned", migrations: folder.names };
+    created = await ensureDatabase(job);
+  } else {
+    const unknown = unknownMigrations(state.applied, folder);
+    if (unknown.length > 0) throw unknownMigrationsError(unknown);
+    const done = new Set(state.applied.map((m) => m.name));
+    const pending = folder.names.filter((name) => !done.has(name));
+    if (pending.length === 0) return { result: "up-to-date", migrations: [] };
+    if (job.dryRun) return { result: "migrated", migrations: pending };
+  }
+  const migrations = await withTenantLock(job, (db) => runLatest(db, job));
+  if (created) return { result: "provisioned", migrations };
+  return {
+    result: migrations.length > 0 ? "migrated" : "up-to-date",
+    migrations,
+  };
+}
+
+/** knex's own migrate.latest, with events per migration and errors that name the file. */
+async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
+  const completed: string[] = [];
+  let current: string | undefined;
+  const allTransactional = await everyMigrationTransactional(job.folder, job.folder.names);
+  try {
+    const [, log] = await db.migrate.latest({
+      migrationSource: job.folder,
+      beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+        current = migration?.name;
+      },
+      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+        if (!migration) return;
+        completed.push(migration.name);
+        job.emit({
+          type: "migration",
+          tenant: job.tenant,
+          name: migration.name,
+          direction: "up",
+        });
+      },
+    } as Knex.MigratorConfig);
+    return log as string[];
+  } catch (error) {
+    // knex ran the batch in one transaction when it could: then nothing stayed applied.
+    const stayed = allTransactional ? [] : completed;
+    const where = current ? `migration ${current} failed: ` : "";
+    throw new TenantWorkError(`${where}${describeError(error)}`, stayed, {
+      cause: error,
+    });
+  }
+}
+
+export type RollbackMode =
+  | { kind: "last" }
+  | { kind: "steps"; steps: number }
+  | { kind: "all" }
+  | { kind: "to"; name: string };
+
+/** What a rollback would undo, newest first, from the applied list. */
+export function planRollback(applied: AppliedMigration[], mode: RollbackMode): string[] {
+  const newestFirst = [...applied].reverse();
+  switch (mode.kind) {
+    case "all":
+      return newestFirst.map((m) => m.name);
+    case "to": {
+      const index = newestFirst.findIndex((m) => m.name === mode.name);
+      if (index < 0) throw new Error(`migration ${mode.name} is not applied on this tenant`);
+      return newestFirst.slice(0, index).map((m) => m.name);
+    }
+    default: {
+      const steps = mode.kind === "steps" ? mode.steps : 1;
+      const batches = [...new Set(newestFirst.map((m) => m.batch))].slice(0, steps);
+      return newestFirst.filter((m) => batches.includes(m.batch)).map((m) => m.name);
+    }
+  }
+}
+
+/**
+ * Undoes batches on one tenant with knex's migrator. When every migration
+ * involved is transactional, the whole rollback runs in one transaction, so a
+ * process killed half-way leaves the tenant as it was.
+ */
+export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promise<TenantOutcome> {
+  const state = await peek(job.placement.settings);
+  if (!state.exists) throw new Error(`database "${job.tenant.database}" does not exist`);
+  const unknown = unknownMigrations(state.applied, job.folder);
+  if (unknown.length > 0) throw unknownMigrationsError(unknown);
+  const planned = planRollback(state.applied, mode);
+  if (planned.length === 0) return { result: "nothing-to-roll-back", migrations: [] };
+  if (job.dryRun) return { result: "rolled-back", migrations: planned };
+
+  const rolledBack = await withTenantLock(job, async (db) => {
+    // Re-plan under the lock: another run may have changed the tenant meanwhile.
+    const toUndo = planRollback(await readApplied(db), mode);
+    if (toUndo.length === 0) return [];
+    const undo = async (trx: Knex) => {
+      for (const name of toUndo) {
+        const [, log] = await trx.migrate.down({
+          migrationSource: job.folder,
+          name,
+        } as Knex.MigratorConfig);
+        for (const undone of log as string[]) {
+          job.emit({
+            type: "migration",
+            tenant: job.tenant,
+            name: undone,
+            direction: "down",
+          });
+        }
+      }
+      return toUndo;
+    };
+    if (await everyMigrationTransactional(job.folder, toUndo)) return db.transaction(undo);
+    return undo(db);
+  });
+  return rolledBack.length > 0
+    ? { result: "rolled-back", migrations: rolledBack }
+    : { result: "nothing-to-roll-back", migrations: [] };
+}
+
+async function everyMigrationTransactional(folder: MigrationFolder, names: string[]): Promise<boolean> {
+  for (const name of names) {
+    if (!folder.has(name)) continue;
+    const module = await folder.load(name);
+    if (module.config?.transaction === false) return false;
+  }
+  return true;
+}
+
+/**
+ * Runs `fn` on a single-connection knex holding the tenant's advisory lock.
+ * Waits for another run (bounded by lockTimeoutMs); once held, a knex lock
+ * flag that is still set was left by a process that is gone, and is cleared.
+ */
+async function withTenantLock<T>(job: TenantJob, fn: (db: Knex) => Promise<T>): Promise<T> {
+  return withKnex(job.placement.settings, async (db) => {
+    await acquireTenantLock(db, job);
+    try {
+      const cleared = await clearStaleKnexLock(db);
+      if (cleared) {
+        job.emit({
+          type: "notice",
+          tenant: job.tenant,
+          message: `${job.tenant.database}: cleared a knex migration lock left by a process that is gone`,
+        });
+      }
+      return await fn(db);
+    } finally {
+      await db.raw("select pg_advisory_unlock(?)", [TENANT_LOCK_KEY]).catch(() => {});
+    }
+  });
+}
+
+async function acquireTenantLock(db: Knex, job: TenantJob): Promise<void> {
+  const deadline = Date.now() + job.lockTimeoutMs;
+  let announced = false;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    const { rows } = await db.raw("select pg_try_advisory_lock(?) as ok", [TENANT_LOCK_KEY]);
+    if (rows[0]?.ok) return;
+    if (Date.now() + delay > deadline) {
+      throw new Error(
+        `another tenant-migrate run is working on ${job.tenant.database}; gave up after waiting ${Math.round(job.lockTimeoutMs / 1000)} s (--lock-timeout)`,
+      );
+    }
+    if (!announced) {
+      announced = true;
+      job.emit({
+        type: "notice",
+        tenant: job.tenant,
+        message: `${job.tenant.database}: another run is working on it; waiting (up to ${Math.round(job.lockTimeoutMs / 1000)} s)`,
+      });
+    }
+    await sleep(delay);
+  }
+}
+
+/** Sets knex's lock flag back to 0; true when it was set. */
+async function clearStaleKnexLock(db: Knex | pg.Client): Promise<boolean> {
+  const sql = "update knex_migrations_lock set is_locked = 0 where is_locked = 1";
+  try {
+    const result = "raw" in db ? await db.raw(sql) : await db.query(sql);
+    return (result.rowCount ?? 0) > 0;
+  } catch (error) {
+    if (errorCode(error) === "42P01") return false;
+    throw error;
+  }
+}
+
+/** Administrative connections per server (CREATE/DROP DATABASE), pooled for the run. */
+export class AdminPools {
+  private readonly pools = new Map<string, pg.Pool>();
+  constructor(private readonly size: number) {}
+
+  get(settings: ConnectionSettings): pg.Pool {
+    const key = `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new pg.Pool({
+        ...pgClientConfig(settings),
+        max: this.size,
+        idleTimeoutMillis: 10_000,
+      });
+      pool.on("error", () => {});
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.end().catch(() => {})));
+    this.pools.clear();
+  }
+}
+
+/**
+ * Creates the tenant's database if it is missing, closed to PUBLIC from the
+ * first moment: it is created not accepting connections, its grants are set,
+ * and only then is it opened. Returns true when this call created it.
+ */
+export async function ensureDatabase(job: TenantJob): Promise<boolean> {
+  const pool = job.admin.get(job.placement.admin);
+  const name = quoteIdent(job.tenant.database);
+  const { rows } = await pool.query<{ datallowconn: boolean }>(
+    "select datallowconn from pg_database where datname = $1",
+    [job.tenant.database],
+  );
+  let created = false;
+  if (rows.length === 0) {
+    try {
+      await pool.query(`create database ${name} with allow_connections = false`);
+      created = true;
+    } catch (error) {
+      // Another run created it first (42P04, or 23505 when both raced to the catalog row).
+      if (errorCode(error) !== "42P04" && errorCode(error) !== "23505") throw error;
+    }
+  } else if (rows[0]?.datallowconn) {
+    return false;
+  }
+  await pool.query(`revoke all on database ${name} from public`);
+  if (job.appRole) await pool.query(`grant connect, temporary on database ${name} to ${quoteIdent(job.appRole)}`);
+  await pool.query(`alter database ${name} with allow_connections = true`);
+  return created;
+}
+
+export type TenantState =
+  | "up-to-date"
+  | "pending"
+  | "not-provisioned"
+  | "unknown-migrations"
+  | "locked"
+  | "unreachable";
+
+export interface TenantStatus {
+  id: string;
+  name: string;
+  database: string;
+  server?: string;
+  state: TenantState;
+  applied: string[];
+  pending: string[];
+  unknown?: string[];
+  error?: string;
+}
+
+/** A tenant's state, read without changing anything. */
+export async function inspectTenant(
+  tenant: Tenant,
+  settings: ConnectionSettings,
+  folder: MigrationFolder,
+): Promise<Omit<TenantStatus, "id" | "name" | "database" | "server">> {
+  try {
+    return await withClient(settings, async (client) => {
+      const applied = (await readApplied(client)).map((m) => m.name);
+      const done = new Set(applied);
+      const pending = folder.names.filter((name) => !done.has(name));
+      const unknown = applied.filter((name) => !folder.has(name));
+      if (unknown.length > 0)
+        return {
+          state: "unknown-migrations" as const,
+          applied,
+          pending,
+          unknown,
+        };
+      if (await isLocked(client)) return { state: "locked" as const, applied, pending };
+      return {
+        state: pending.length > 0 ? ("pending" as const) : ("up-to-date" as const),
+        applied,
+        pending,
+      };
+    });
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "3D000" || code === "55000") {
+      return { state: "not-provisioned", applied: [], pending: folder.names };
+    }
+    return {
+      state: "unreachable",
+      applied: [],
+      pending: [],
+      error: `${tenant.database}: ${describeError(error)}`,
+    };
+  }
+}
+
+/** Locked: knex's flag is set, or a run holds the tenant's advisory lock right now. */
+async function isLocked(client: pg.Client): Promise<boolean> {
+  const { rows } = await client.query<{ held: boolean }>(
+    `select exists (
+       select 1 from pg_locks l join pg_database d on d.oid = l.database
+        where l.locktype = 'advisory' and d.datname = current_database() and l.granted
+          and l.classid = ($1::bigint >> 32)::oid and l.objid = ($1::bigint & 4294967295)::oid and l.objsubid = 1
+     ) as held`,
+    [TENANT_LOCK_KEY],
+  );
+  if (rows[0]?.held) return true;
+  try {
+    const flag = await client.query<{ locked: boolean }>(
+      "select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
+    );
+    return flag.rows[0]?.locked === true;
+  } catch (error) {
+    if (errorCode(error) === "42P01") return false;
+    throw error;
+  }
+}
+
+export type UnlockResult = "unlocked" | "not-locked";
+
+/** Clears knex's lock flag, unless a live run holds the tenant. */
+export async function unlockTenant(settings: ConnectionSettings, database: string): Promise<UnlockResult> {
+  return withClient(settings, async (client) => {
+    const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1) as ok", [TENANT_LOCK_KEY]);
+    if (!rows[0]?.ok) {
+      throw new Error(`a tenant-migrate run is working on ${database} right now; its lock is not stale`);
+    }
+    return (await clearStaleKnexLock(client)) ? "unlocked" : "not-locked";
+  });
+}
+
+export type DropResult = "dropped" | "not-provisioned";
+
+export async function dropDatabase(admin: pg.Pool, database: string): Promise<DropResult> {
+  const { rows } = await admin.query("select 1 from pg_database where datname = $1", [database]);
+  if (rows.length === 0) return "not-provisioned";
+  await admin.query(`drop database ${quoteIdent(database)}`);
+  return "dropped";
+}

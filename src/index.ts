@@ -1,0 +1,59 @@
+// The programmatic API: the CLI's commands without the argument parsing.
+// Each returns the results the CLI renders; none prints anything.
+export { type AllResult, migrateAll } from "./commands/all.js";
+export {
+  type CatalogMigrateResult,
+  type CatalogStatus,
+  catalogStatus,
+  migrateCatalog,
+  rollbackCatalog,
+} from "./commands/catalog.js";
+export {
+  type CommandOptions,
+  type FleetCommandOptions,
+  shardOf,
+  withServer,
+} from "./commands/context.js";
+export { dropTenants } from "./commands/drop.js";
+export { tenantHistory } from "./commands/history.js";
+export { type MakeOptions, makeMigration } from "./commands/make.js";
+export { migrateTenants } from "./commands/migrate.js";
+export {
+  type ProvisionOptions,
+  provisionTenants,
+} from "./commands/provision.js";
+export { type RollbackOptions, rollbackTenants } from "./commands/rollback.js";
+export { type FleetStatus, fleetStatus } from "./commands/status.js";
+export {
+  type AddTenantOptions,
+  addTenant,
+  listTenants,
+  type TenantListEntry,
+} from "./commands/tenants.js";
+export {
+  type SimpleResult,
+  type SimpleTenantResult,
+  unlockTenants,
+} from "./commands/unlock.js";
+export type { Tenant } from "./core/catalog.js";
+export { type Config, type ConfigFlags, resolveConfig } from "./core/config.js";
+export {
+  type ConnectionSettings,
+  describeConnection,
+} from "./core/connection.js";
+export {
+  ConfigError,
+  InterruptedError,
+  TenantMigrateError,
+  UsageError,
+} from "./core/errors.js";
+export type {
+  FleetEvent,
+  FleetResult,
+  FleetSummary,
+  TenantResult,
+  TenantResultKind,
+} from "./core/fleet.js";
+export type { HistoryEntry } from "./core/history.js";
+export { redact } from "./core/redact.js";
+export type { TenantState, TenantStatus } from "./core/tenant.js";
