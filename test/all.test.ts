@@ -68,7 +68,10 @@ describe("all", () => {
     const byId = new Map(json.tenants.map((t) => [t.id, t]));
     assert.equal(json.tenants.find((t) => t.database === good)?.result, "provisioned");
     assert.equal(byId.get(hostileId as string)?.result, "failed");
-    assert.match(byId.get(hostileId as string)?.error ?? "", /school \d+: database name .* is not a lower-case PostgreSQL name/);
+    assert.match(
+      byId.get(hostileId as string)?.error ?? "",
+      /school \d+: database name .* is not a lower-case PostgreSQL name/,
+    );
     assert.equal(byId.get(longId as string)?.result, "failed");
     assert.match(byId.get(longId as string)?.error ?? "", /64 bytes long; PostgreSQL allows at most 63/);
     assert.equal(json.summary.failed, 2);

@@ -118,7 +118,10 @@ export class Fleet {
   }
 
   /** Runs the built CLI in this fleet's directory and environment. */
-  run(args: string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
+  run(
+    args: string[],
+    options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+  ): Promise<CliResult> {
     return runCli(args, { cwd: this.cwd, env: { ...this.env, ...options.env }, timeoutMs: options.timeoutMs });
   }
 
@@ -135,11 +138,9 @@ export class Fleet {
 
   /** Drops every database of this fleet and its working directory. */
   async cleanup(): Promise<void> {
-    const rows = await query<{ datname: string }>(
-      "postgres",
-      "select datname from pg_database where datname like $1",
-      [`${this.prefix}\\_%`],
-    );
+    const rows = await query<{ datname: string }>("postgres", "select datname from pg_database where datname like $1", [
+      `${this.prefix}\\_%`,
+    ]);
     for (const { datname } of rows) {
       await query("postgres", `drop database if exists "${datname}" with (force)`);
     }
@@ -210,4 +211,4 @@ export function parseJson<T = unknown>(text: string): T {
   }
 }
 
-export const ANSI = /\u001b\[[0-9;]*[A-Za-z]/;
+export const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`);

@@ -10,9 +10,13 @@ import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const files = (only.length > 0 ? only : readdirSync(here).filter((f) => f.endsWith(".test.ts")).sort()).map((f) =>
-  path.resolve(here, path.basename(f)),
-);
+const files = (
+  only.length > 0
+    ? only
+    : readdirSync(here)
+        .filter((f) => f.endsWith(".test.ts"))
+        .sort()
+).map((f) => path.resolve(here, path.basename(f)));
 
 let stop = async () => {};
 if (!process.env.TEST_DATABASE_URL) {
