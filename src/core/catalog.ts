@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
-import { withClient, withKnex } from "./db.js";
+import { acquireAdvisoryLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode, UsageError } from "./errors.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
@@ -142,7 +142,12 @@ export async function withCatalogMigrator<T>(
   try {
     return await withKnex(settings, async (db) => {
       // Several pipelines may migrate the catalog at once: take turns.
-      await db.raw("select pg_advisory_lock(?)", [CATALOG_LOCK_KEY]);
+      const acquired = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
+      if (!acquired) {
+        throw new UsageError(
+          `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
+        );
+      }
       return fn(db, folder);
     });
   } catch (error) {

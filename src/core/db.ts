@@ -98,6 +98,31 @@ export async function withRetries<T>(fn: () => Promise<T>, options: RetryOptions
   }
 }
 
+/**
+ * Takes a session advisory lock on `db`'s single connection, polling so that
+ * the wait is bounded and reported: `onWait` is called once, when another
+ * session holds the lock. Returns false when `timeoutMs` passed first.
+ */
+export async function acquireAdvisoryLock(
+  db: Knex,
+  key: number,
+  timeoutMs: number,
+  onWait: () => void,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let waited = false;
+  for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
+    const { rows } = await db.raw("select pg_try_advisory_lock(?) as ok", [key]);
+    if (rows[0]?.ok) return true;
+    if (Date.now() + delay > deadline) return false;
+    if (!waited) {
+      waited = true;
+      onWait();
+    }
+    await sleep(delay);
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import pg from "pg";
 import type { Tenant, TenantPlacement } from "./catalog.js";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
-import { sleep, withClient, withKnex } from "./db.js";
+import { acquireAdvisoryLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
 import type { EmitEvent, TenantOutcome } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
@@ -247,25 +247,18 @@ async function withTenantLock<T>(job: TenantJob, fn: (db: Knex) => Promise<T>): 
 }
 
 async function acquireTenantLock(db: Knex, job: TenantJob): Promise<void> {
-  const deadline = Date.now() + job.lockTimeoutMs;
-  let announced = false;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
-    const { rows } = await db.raw("select pg_try_advisory_lock(?) as ok", [TENANT_LOCK_KEY]);
-    if (rows[0]?.ok) return;
-    if (Date.now() + delay > deadline) {
-      throw new Error(
-        `another tenant-migrate run is working on ${job.tenant.database}; gave up after waiting ${Math.round(job.lockTimeoutMs / 1000)} s (--lock-timeout)`,
-      );
-    }
-    if (!announced) {
-      announced = true;
-      job.emit({
-        type: "notice",
-        tenant: job.tenant,
-        message: `${job.tenant.database}: another run is working on it; waiting (up to ${Math.round(job.lockTimeoutMs / 1000)} s)`,
-      });
-    }
-    await sleep(delay);
+  const seconds = Math.round(job.lockTimeoutMs / 1000);
+  const acquired = await acquireAdvisoryLock(db, TENANT_LOCK_KEY, job.lockTimeoutMs, () =>
+    job.emit({
+      type: "notice",
+      tenant: job.tenant,
+      message: `${job.tenant.database}: another run is working on it; waiting (up to ${seconds} s)`,
+    }),
+  );
+  if (!acquired) {
+    throw new Error(
+      `another tenant-migrate run is working on ${job.tenant.database}; gave up after waiting ${seconds} s (--lock-timeout)`,
+    );
   }
 }
 
@@ -307,34 +300,51 @@ export class AdminPools {
   }
 }
 
+/** Advisory lock class for provisioning on a server's admin database; the object is hashtext(name). */
+const PROVISION_LOCK_CLASS = 74_657;
+
 /**
  * Creates the tenant's database if it is missing, closed to PUBLIC from the
  * first moment: it is created not accepting connections, its grants are set,
- * and only then is it opened. Returns true when this call created it.
+ * and only then is it opened. Runs that provision the same database take
+ * turns (GRANT and ALTER DATABASE fail when two sessions change one database
+ * at once). Returns true when this call created it.
  */
 export async function ensureDatabase(job: TenantJob): Promise<boolean> {
-  const pool = job.admin.get(job.placement.admin);
-  const name = quoteIdent(job.tenant.database);
-  const { rows } = await pool.query<{ datallowconn: boolean }>(
-    "select datallowconn from pg_database where datname = $1",
-    [job.tenant.database],
-  );
-  let created = false;
-  if (rows.length === 0) {
-    try {
-      await pool.query(`create database ${name} with allow_connections = false`);
-      created = true;
-    } catch (error) {
-      // Another run created it first (42P04, or 23505 when both raced to the catalog row).
-      if (errorCode(error) !== "42P04" && errorCode(error) !== "23505") throw error;
+  const client = await job.admin.get(job.placement.admin).connect();
+  const database = job.tenant.database;
+  const name = quoteIdent(database);
+  try {
+    await client.query("select pg_advisory_lock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]);
+    const { rows } = await client.query<{ datallowconn: boolean }>(
+      "select datallowconn from pg_database where datname = $1",
+      [database],
+    );
+    if (rows[0]?.datallowconn) return false;
+    let created = false;
+    if (rows.length === 0) {
+      try {
+        await client.query(`create database ${name} with allow_connections = false`);
+        created = true;
+      } catch (error) {
+        // Created meanwhile by a run on another admin database (42P04 or, in a race, 23505).
+        if (errorCode(error) !== "42P04" && errorCode(error) !== "23505") throw error;
+      }
     }
-  } else if (rows[0]?.datallowconn) {
-    return false;
+    // Also finishes a database whose provisioning was cut short (it never accepted connections).
+    await client.query("begin");
+    await client.query(`revoke all on database ${name} from public`);
+    if (job.appRole) await client.query(`grant connect, temporary on database ${name} to ${quoteIdent(job.appRole)}`);
+    await client.query(`alter database ${name} with allow_connections = true`);
+    await client.query("commit");
+    return created;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    await client.query("select pg_advisory_unlock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]).catch(() => {});
+    client.release();
   }
-  await pool.query(`revoke all on database ${name} from public`);
-  if (job.appRole) await pool.query(`grant connect, temporary on database ${name} to ${quoteIdent(job.appRole)}`);
-  await pool.query(`alter database ${name} with allow_connections = true`);
-  return created;
 }
 
 export type TenantState =

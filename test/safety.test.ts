@@ -1,0 +1,297 @@
+// Fault injection with real processes: concurrent runs, SIGKILL, SIGINT,
+// failing data, held locks and unreachable servers.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { appliedMigrations, Fleet, parseJson, query, tableExists, urlFor, waitFor } from "./helpers.ts";
+
+interface FleetJson {
+  ok: boolean;
+  interrupted?: boolean;
+  tenants: { id: string; database: string; result: string; migrations: string[]; error?: string }[];
+  summary: { total: number; succeeded: number; failed: number; skipped: number };
+}
+
+const TENANT_LOCK_KEY = "7465767000";
+
+/** A migration whose up and down each sleep, so that a signal lands mid-way. */
+function slowMigration(table: string, seconds: number, transaction = true): string {
+  return `export const config = { transaction: ${transaction} };
+export async function up(knex) {
+  await knex.raw("select pg_sleep(${seconds})");
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  await knex.raw("select pg_sleep(${seconds})");
+  await knex.schema.dropTable("${table}");
+}
+`;
+}
+
+async function lockFlag(database: string): Promise<number[]> {
+  return (await query<{ is_locked: number }>(database, "select is_locked from knex_migrations_lock")).map(
+    (r) => r.is_locked,
+  );
+}
+
+describe("five `all` runs at once", () => {
+  let fleet: Fleet;
+  before(async () => {
+    fleet = await Fleet.create();
+  });
+  after(async () => fleet.cleanup());
+
+  it("apply each migration to each tenant exactly once, and all exit 0", async () => {
+    const names = Array.from({ length: 12 }, (_, i) => fleet.db(`school_${i}`));
+    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const runs = Array.from({ length: 5 }, () => fleet.start(["all", "--json", "--concurrency", "4"]));
+    const results = await Promise.all(runs.map((r) => r.done));
+    for (const result of results) assert.equal(result.code, 0, result.stderr);
+
+    const reported = new Map<string, string[]>();
+    for (const result of results) {
+      for (const tenant of parseJson<FleetJson>(result.stdout).tenants) {
+        reported.set(tenant.database, [...(reported.get(tenant.database) ?? []), ...tenant.migrations]);
+      }
+    }
+    const files = (await appliedMigrations(names[0] as string)).length;
+    assert.equal(files, 3);
+    for (const database of names) {
+      const applied = await appliedMigrations(database);
+      assert.equal(applied.length, 3, `${database} has each migration once`);
+      assert.equal(new Set(applied).size, 3);
+      assert.deepEqual((reported.get(database) ?? []).sort(), [...applied].sort(), `${database}: reported once in all`);
+      assert.deepEqual(await lockFlag(database), [0], `${database}: one lock row, unlocked`);
+    }
+    const provisioned = results
+      .flatMap((r) => parseJson<FleetJson>(r.stdout).tenants)
+      .filter((t) => t.result === "provisioned");
+    assert.equal(provisioned.length, names.length, "each database was created by exactly one run");
+  });
+});
+
+describe("SIGKILL in the middle of a rollback of every tenant", () => {
+  let fleet: Fleet;
+  before(async () => {
+    fleet = await Fleet.create();
+  });
+  after(async () => fleet.cleanup());
+
+  it("leaves every tenant as it was or rolled back; a second rollback finishes alone", async () => {
+    fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_table", 0.3));
+    const names = Array.from({ length: 6 }, (_, i) => fleet.db(`k${i}`));
+    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const migrated = await fleet.run(["all", "--concurrency", "6"]);
+    assert.equal(migrated.code, 0, migrated.stderr);
+
+    const run = fleet.start(["rollback", "--all-tenants", "--concurrency", "2", "--json"]);
+    // Kill once the first tenants are inside their rollback transaction.
+    await waitFor(
+      async () =>
+        (
+          await query<{ n: number }>(
+            "postgres",
+            "select count(*)::int as n from pg_stat_activity where datname like $1 and query like '%pg_sleep%'",
+            [`${fleet.prefix}\\_k%`],
+          )
+        )[0]?.n === 2,
+      20_000,
+      "rollbacks in flight",
+    );
+    run.child.kill("SIGKILL");
+    const killed = await run.done;
+    assert.equal(killed.signal, "SIGKILL");
+
+    for (const database of names) {
+      const applied = await appliedMigrations(database);
+      assert.ok(
+        applied.length === 4 || applied.length === 0,
+        `${database}: whole batch or nothing (${applied.length})`,
+      );
+      assert.equal(await tableExists(database, "slow_table"), applied.length === 4, `${database}: schema agrees`);
+    }
+
+    const again = await fleet.run(["rollback", "--all-tenants", "--json", "--concurrency", "6"]);
+    assert.equal(again.code, 0, again.stderr);
+    const json = parseJson<FleetJson>(again.stdout);
+    assert.ok(json.tenants.every((t) => t.result === "rolled-back" || t.result === "nothing-to-roll-back"));
+    for (const database of names) {
+      assert.deepEqual(await appliedMigrations(database), []);
+      assert.equal(await tableExists(database, "slow_table"), false);
+      assert.equal(await tableExists(database, "lunch_week"), false);
+      assert.deepEqual(await lockFlag(database), [0]);
+    }
+    const history = await fleet.run(["history", "--json"]);
+    const entries = parseJson<{ history: { command: string; result: string }[] }>(history.stdout).history;
+    assert.ok(
+      entries.some((e) => e.command === "rollback" && e.result === "unfinished"),
+      "the killed run's history rows say it never finished",
+    );
+  });
+
+  it("a non-transactional migration killed mid-way leaves a knex lock that the next run clears, saying so", async () => {
+    const database = fleet.db("notx");
+    await fleet.addSchools({ name: "No transaction", database });
+    assert.equal((await fleet.run(["all"])).code, 0);
+    fleet.writeMigration("20240301000000_notx.js", slowMigration("notx_table", 2, false));
+    const run = fleet.start(["migrate", database]);
+    // knex commits its lock flag before a non-transactional migration starts.
+    await waitFor(async () => (await lockFlag(database))[0] === 1, 20_000, "knex lock taken");
+    run.child.kill("SIGKILL");
+    await run.done;
+    assert.deepEqual(await lockFlag(database), [1], "knex's flag survived the kill");
+
+    const next = await fleet.run(["migrate", database]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stderr, new RegExp(`${database}: cleared a knex migration lock left by a process that is gone`));
+    assert.deepEqual(await lockFlag(database), [0]);
+    assert.ok(await tableExists(database, "notx_table"));
+  });
+});
+
+describe("SIGINT during `all`", () => {
+  let fleet: Fleet;
+  before(async () => {
+    fleet = await Fleet.create();
+  });
+  after(async () => fleet.cleanup());
+
+  it("finishes the tenant in flight, skips the rest, exits 130; the next run completes", async () => {
+    fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_table", 0.4));
+    const names = Array.from({ length: 5 }, (_, i) => fleet.db(`s${i}`));
+    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const run = fleet.start(["all", "--concurrency", "1", "--json"]);
+    await waitFor(() => run.output().stderr.includes("provisioned"), 20_000, "a first tenant done");
+    run.child.kill("SIGINT");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /SIGINT: no new tenants will start/);
+    const json = parseJson<FleetJson>(result.stdout);
+    assert.equal(json.interrupted, true);
+    assert.ok(json.summary.skipped > 0, "some tenants were skipped");
+    for (const tenant of json.tenants) {
+      assert.ok(["provisioned", "skipped"].includes(tenant.result), `${tenant.database}: ${tenant.result}`);
+      if (tenant.result === "provisioned") assert.equal((await appliedMigrations(tenant.database)).length, 4);
+    }
+    const active = await query<{ n: number }>(
+      "postgres",
+      "select count(*)::int as n from pg_stat_activity where datname like $1",
+      [`${fleet.prefix}\\_s%`],
+    );
+    assert.deepEqual(active, [{ n: 0 }], "no connection left behind");
+
+    const next = await fleet.run(["all", "--json"]);
+    assert.equal(next.code, 0, next.stderr);
+    for (const database of names) assert.equal((await appliedMigrations(database)).length, 4);
+  });
+});
+
+describe("failure isolation", () => {
+  let fleet: Fleet;
+  before(async () => {
+    fleet = await Fleet.create();
+  });
+  after(async () => fleet.cleanup());
+
+  it("a tenant whose data breaks a migration fails alone, with nothing half-made", async () => {
+    const [good, bad] = [fleet.db("good"), fleet.db("bad")];
+    await fleet.addSchools({ name: "Good", database: good }, { name: "Bad", database: bad });
+    assert.equal((await fleet.run(["all"])).code, 0);
+    await query(bad, "insert into lunch_week (week_of) values ('2024-01-01'), ('2024-01-08')");
+    await query(bad, "update lunch_week set is_published = true");
+    fleet.writeMigration(
+      "20240401000000_add_notes.js",
+      `export async function up(knex) { await knex.schema.createTable("notes", (t) => { t.increments("id"); }); }
+export async function down(knex) { await knex.schema.dropTable("notes"); }`,
+    );
+    fleet.writeMigration(
+      "20240401000001_one_published_week.js",
+      `export async function up(knex) {
+  await knex.raw("create unique index one_published_week on lunch_week (is_published) where is_published");
+}
+export async function down(knex) { await knex.raw("drop index one_published_week"); }`,
+    );
+    const result = await fleet.run(["migrate", "--json"]);
+    assert.equal(result.code, 1, result.stderr);
+    const json = parseJson<FleetJson>(result.stdout);
+    const goodResult = json.tenants.find((t) => t.database === good);
+    const badResult = json.tenants.find((t) => t.database === bad);
+    assert.equal(goodResult?.result, "migrated");
+    assert.deepEqual(goodResult?.migrations, ["20240401000000_add_notes.js", "20240401000001_one_published_week.js"]);
+    assert.equal(badResult?.result, "failed");
+    assert.deepEqual(badResult?.migrations, []);
+    assert.match(badResult?.error ?? "", /migration 20240401000001_one_published_week\.js failed/);
+    assert.match(badResult?.error ?? "", /could not create unique index/);
+    assert.match(badResult?.error ?? "", /SQLSTATE 23505/);
+    assert.match(badResult?.error ?? "", /detail: Key \(is_published\)=\(t\) is duplicated/);
+    assert.equal(await tableExists(bad, "notes"), false, "the batch was rolled back whole");
+    assert.equal((await appliedMigrations(bad)).length, 3);
+    assert.deepEqual(await lockFlag(bad), [0]);
+    assert.ok(await tableExists(good, "notes"));
+  });
+
+  it("with --on-error abort, nothing starts after a failure", async () => {
+    const result = await fleet.run(["migrate", "--json", "--on-error", "abort", "--concurrency", "1"]);
+    assert.equal(result.code, 1);
+    const json = parseJson<FleetJson>(result.stdout);
+    // Good is up to date (first), bad fails (second); nothing after it.
+    assert.deepEqual(
+      json.tenants.map((t) => t.result),
+      ["up-to-date", "failed"],
+    );
+  });
+});
+
+describe("locks held by another run, and transient faults", () => {
+  let fleet: Fleet;
+  before(async () => {
+    fleet = await Fleet.create();
+  });
+  after(async () => fleet.cleanup());
+
+  it("waits for another run's tenant lock, bounded by --lock-timeout", async () => {
+    const database = fleet.db("held");
+    await fleet.addSchools({ name: "Held", database });
+    assert.equal((await fleet.run(["all"])).code, 0);
+    fleet.writeMigration(
+      "20240501000000_more.js",
+      `export async function up(knex) { await knex.schema.createTable("more", () => {}); }
+export async function down(knex) { await knex.schema.dropTable("more"); }`,
+    );
+    const holder = new pg.Client({ connectionString: urlFor(database) });
+    await holder.connect();
+    try {
+      await holder.query("select pg_advisory_lock($1::bigint)", [TENANT_LOCK_KEY]);
+      const gaveUp = await fleet.run(["migrate", "--lock-timeout", "1s", "--json"]);
+      assert.equal(gaveUp.code, 1);
+      const error = parseJson<FleetJson>(gaveUp.stdout).tenants[0]?.error ?? "";
+      assert.match(
+        error,
+        new RegExp(`another tenant-migrate run is working on ${database}; gave up after waiting 1 s`),
+      );
+      assert.equal(await tableExists(database, "more"), false);
+
+      const waiting = fleet.start(["migrate", "--lock-timeout", "30s"]);
+      await waitFor(() => waiting.output().stderr.includes("another run is working on it; waiting"), 20_000, "wait");
+      await holder.query("select pg_advisory_unlock($1::bigint)", [TENANT_LOCK_KEY]);
+      const result = await waiting.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(await tableExists(database, "more"));
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it("retries a refused connection a bounded number of times, then fails that tenant", async () => {
+    await fleet.addSchools({ name: "Far away", database: fleet.db("far"), server: "closed" });
+    const result = await fleet.run(["migrate", fleet.db("far"), "--retries", "2", "--json"], {
+      env: { TENANT_SERVERS: JSON.stringify({ closed: "postgres://nobody:secret-pw@127.0.0.1:1" }) },
+    });
+    assert.equal(result.code, 1);
+    assert.equal((result.stderr.match(/transient fault .*ECONNREFUSED.*; retry \d of 2/g) ?? []).length, 2);
+    const tenant = parseJson<FleetJson>(result.stdout).tenants[0];
+    assert.equal(tenant?.result, "failed");
+    assert.match(tenant?.error ?? "", /ECONNREFUSED/);
+    assert.doesNotMatch(result.stdout + result.stderr, /secret-pw/);
+  });
+});
