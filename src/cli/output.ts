@@ -1,5 +1,5 @@
 import { Chalk, type ChalkInstance } from "chalk";
-import ora, { type Ora } from "ora";
+import type { Ora } from "ora";
 import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
 
@@ -12,6 +12,7 @@ export class Output {
   readonly out: ChalkInstance;
   readonly err: ChalkInstance;
   private spinner: Ora | undefined;
+  private makeSpinner: ((text: string) => Ora) | undefined;
 
   constructor(
     readonly json: boolean,
@@ -41,14 +42,15 @@ export class Output {
     this.stdout.write(`${redact(JSON.stringify(value, null, 2))}\n`);
   }
 
-  startSpinner(text: string): void {
+  /** Loads ora only when a spinner will show: pipelines never pay for it. */
+  async prepareSpinner(): Promise<void> {
     if (!this.stderr.isTTY || process.env.CI) return;
-    this.spinner = ora({
-      text,
-      stream: this.stderr,
-      discardStdin: false,
-      color: "cyan",
-    }).start();
+    const { default: ora } = await import("ora");
+    this.makeSpinner = (text) => ora({ text, stream: this.stderr, discardStdin: false, color: "cyan" }).start();
+  }
+
+  startSpinner(text: string): void {
+    this.spinner = this.makeSpinner?.(text);
   }
 
   spin(text: string): void {
@@ -129,6 +131,13 @@ export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: 
   const counts = () => `${options.verb}: ${done} done, ${failed} failed, ${total - done} left`;
   return (event) => {
     switch (event.type) {
+      case "catalog-migrated": {
+        const verb = options.dryRun ? "would migrate" : "migrated";
+        output.line(
+          `catalog: ${event.migrations.length > 0 ? `${verb} ${event.migrations.join(", ")}` : "up to date"}`,
+        );
+        break;
+      }
       case "fleet-started":
         total = event.total;
         output.startSpinner(counts());

@@ -70,6 +70,7 @@ export async function runFleetWithOutput<T extends FleetResult>(
   extraJson?: (result: T) => Record<string, unknown>,
 ): Promise<number> {
   const output = new Output(options.json);
+  await output.prepareSpinner();
   const interrupt = interruptController(output);
   let result: T;
   try {
@@ -79,10 +80,12 @@ export async function runFleetWithOutput<T extends FleetResult>(
     interrupt.dispose();
   }
   if (options.json) {
-    const { interrupted, ...rest } = result;
+    const { ok, tenants, summary, interrupted } = result;
     output.document({
+      ok,
       ...extraJson?.(result),
-      ...rest,
+      tenants,
+      summary,
       ...(options.dryRun ? { dryRun: true } : {}),
       ...(interrupted ? { interrupted: true } : {}),
     });

@@ -1,15 +1,24 @@
 import type { Knex } from "knex";
-import { withCatalogMigrator } from "../core/catalog.js";
+import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
+import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
 
 export interface CatalogMigrateResult {
   migrations: string[];
 }
 
-/** Brings the catalog to its latest migration (knex's migrate.latest). */
+/**
+ * Brings the catalog to its latest migration (knex's migrate.latest). An
+ * up-to-date catalog is settled with one query, before knex is even loaded.
+ */
 export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
-  return withCatalogMigrator(options.config, async (db, folder) => {
+  const folder = catalogFolder(options.config);
+  const applied = new Set((await withCatalog(options.config, readApplied)).map((m) => m.name));
+  if (folder.names.every((name) => applied.has(name)) && [...applied].every((name) => folder.has(name))) {
+    return { migrations: [] };
+  }
+  return withCatalogMigrator(options.config, async (db) => {
     if (options.dryRun) return { migrations: (await catalogStatusOf(db, folder)).pending };
     const [, log] = await db.migrate.latest({
       migrationSource: folder,

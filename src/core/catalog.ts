@@ -132,12 +132,16 @@ export function placeTenant(config: Config, tenant: Tenant): TenantPlacement {
   };
 }
 
+export function catalogFolder(config: Config): MigrationFolder {
+  return new MigrationFolder(config.catalogMigrationsDir, "--catalog-migrations / CATALOG_MIGRATIONS_DIR");
+}
+
 /** knex's migrator on the catalog's own migrations, under the catalog's advisory lock. */
 export async function withCatalogMigrator<T>(
   config: Config,
   fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
 ): Promise<T> {
-  const folder = new MigrationFolder(config.catalogMigrationsDir, "--catalog-migrations / CATALOG_MIGRATIONS_DIR");
+  const folder = catalogFolder(config);
   const settings = catalogSettings(config);
   try {
     return await withKnex(settings, async (db) => {

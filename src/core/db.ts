@@ -1,9 +1,7 @@
-import knexModule, { type Knex } from "knex";
+import type { Knex } from "knex";
 import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { errorCode } from "./errors.js";
-
-const { knex } = knexModule;
 
 // PostgreSQL returns bigint counts and ids as strings by default; our counts are small.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -32,7 +30,9 @@ const silentLogger = {
 
 /** A knex instance with a single connection, destroyed when `fn` ends. */
 export async function withKnex<T>(settings: ConnectionSettings, fn: (db: Knex) => Promise<T>): Promise<T> {
-  const db = knex({
+  // knex is loaded only when a database needs a migrator: an up-to-date fleet never pays for it.
+  const { default: knexModule } = await import("knex");
+  const db = knexModule.knex({
     client: "pg",
     connection: pgClientConfig(settings) as Knex.PgConnectionConfig,
     // One connection: the session that holds the tenant's advisory lock is the

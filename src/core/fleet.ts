@@ -42,6 +42,7 @@ export interface FleetResult {
 
 /** Structured progress; the CLI decides how it looks. */
 export type FleetEvent =
+  | { type: "catalog-migrated"; migrations: string[] }
   | { type: "fleet-started"; total: number }
   | { type: "tenant-started"; tenant: Tenant }
   | {

@@ -16,17 +16,7 @@ export function registerAll(program: Command): void {
           dryRun: flags.dryRun === true,
           verb: "all",
         },
-        async (hooks, output) => {
-          const result = await migrateAll({
-            ...fleetOptionsFrom(flags, config, []),
-            ...hooks,
-          });
-          const catalog = result.catalog.migrations;
-          output.line(
-            `catalog: ${catalog.length > 0 ? `${flags.dryRun ? "would migrate" : "migrated"} ${catalog.join(", ")}` : "up to date"}`,
-          );
-          return result;
-        },
+        (hooks) => migrateAll({ ...fleetOptionsFrom(flags, config, []), ...hooks }),
         (result) => ({ catalog: result.catalog }),
       ),
     );
