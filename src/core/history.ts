@@ -43,18 +43,15 @@ export async function ensureHistoryTable(client: pg.Client): Promise<void> {
  */
 export class HistoryRecorder {
   readonly runId = randomUUID();
-  private readonly pending: Promise<unknown>[] = [];
+  private tail: Promise<unknown> = Promise.resolve();
 
-  private constructor(
-    private readonly client: pg.Client,
-    private readonly command: string,
-  ) {}
+  private constructor(private readonly client: pg.Client) {}
 
   static async start(client: pg.Client, command: string, tenants: Tenant[]): Promise<HistoryRecorder> {
     await ensureHistoryTable(client);
     // History is bookkeeping: it need not wait for the disk on every row.
     await client.query("set synchronous_commit = off");
-    const recorder = new HistoryRecorder(client, command);
+    const recorder = new HistoryRecorder(client);
     if (tenants.length > 0) {
       await client.query(
         `insert into tenant_migrate_history (run_id, command, school_id, school_database, result, host)
@@ -65,32 +62,31 @@ export class HistoryRecorder {
     return recorder;
   }
 
+  /** Queues the tenant's final row; writes go one at a time on the run's catalog connection. */
   record(result: TenantResult): void {
-    const write = this.client
-      .query(
-        `update tenant_migrate_history
-            set result = $3, migrations = $4::jsonb, error = $5, finished_at = now(),
-                started_at = now() - make_interval(secs => $6::float8 / 1000)
-          where run_id = $1 and school_id = $2`,
-        [
-          this.runId,
-          result.id,
-          result.result,
-          JSON.stringify(result.migrations),
-          result.error === undefined ? null : redact(result.error),
-          result.ms,
-        ],
+    const params = [
+      this.runId,
+      result.id,
+      result.result,
+      JSON.stringify(result.migrations),
+      result.error === undefined ? null : redact(result.error),
+      result.ms,
+    ];
+    this.tail = this.tail
+      .then(() =>
+        this.client.query(
+          `update tenant_migrate_history
+              set result = $3, migrations = $4::jsonb, error = $5, finished_at = now(),
+                  started_at = now() - make_interval(secs => $6::float8 / 1000)
+            where run_id = $1 and school_id = $2`,
+          params,
+        ),
       )
       .catch(() => {}); // history must never fail a migration
-    this.pending.push(write);
   }
 
   async flush(): Promise<void> {
-    await Promise.all(this.pending);
-  }
-
-  get commandName(): string {
-    return this.command;
+    await this.tail;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { addTenant, listTenants } from "../../commands/tenants.js";
-import { Output, summaryLine, tenantLine } from "../output.js";
+import { alignColumns, Output, summaryLine, tenantLine } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerTenants(program: Command): void {
@@ -18,11 +18,14 @@ export function registerTenants(program: Command): void {
           output.document({ tenants: list });
           return 0;
         }
-        for (const t of list) {
-          const exists =
-            t.exists === null ? `unknown (${t.problem ?? "server not reachable"})` : t.exists ? "exists" : "missing";
-          output.line(`${t.id}\t${t.database}\t${t.name}${t.server ? `\tserver ${t.server}` : ""}\tdatabase ${exists}`);
-        }
+        const rows = list.map((t) => [
+          t.id,
+          t.database,
+          t.name,
+          t.server ?? "(catalog's)",
+          t.exists === null ? `unknown: ${t.problem ?? "server not reachable"}` : t.exists ? "yes" : "no",
+        ]);
+        for (const line of alignColumns([["ID", "DATABASE", "NAME", "SERVER", "EXISTS"], ...rows])) output.line(line);
         output.line(`${list.length} tenant${list.length === 1 ? "" : "s"}`);
         return 0;
       });
