@@ -114,12 +114,13 @@ export async function acquireAdvisoryLock(
   for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
     const { rows } = await db.raw("select pg_try_advisory_lock(?) as ok", [key]);
     if (rows[0]?.ok) return true;
-    if (Date.now() + delay > deadline) return false;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
     if (!waited) {
       waited = true;
       onWait();
     }
-    await sleep(delay);
+    await sleep(Math.min(delay, left));
   }
 }
 

@@ -55,15 +55,26 @@ export async function readApplied(client: pg.Client | Knex): Promise<AppliedMigr
   }
 }
 
-type Peek = { exists: false } | { exists: true; applied: AppliedMigration[] };
+type Peek = { exists: false } | { exists: true; applied: AppliedMigration[]; knexLocked: boolean };
 
-/** One connection and one query: whether the database exists and what it has applied. */
+/**
+ * One connection and one round trip: whether the database exists, what it has
+ * applied, and whether knex's lock flag is set.
+ */
 async function peek(settings: ConnectionSettings): Promise<Peek> {
   try {
-    return await withClient(settings, async (client) => ({
-      exists: true,
-      applied: await readApplied(client),
-    }));
+    return await withClient(settings, async (client) => {
+      try {
+        // Two statements, one round trip (simple query protocol).
+        const results = (await client.query(
+          "select name, batch from knex_migrations order by id; select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
+        )) as unknown as [pg.QueryResult<AppliedMigration>, pg.QueryResult<{ locked: boolean }>];
+        return { exists: true, applied: results[0].rows, knexLocked: results[1].rows[0]?.locked === true };
+      } catch (error) {
+        if (errorCode(error) === "42P01") return { exists: true, applied: [], knexLocked: false };
+        throw error;
+      }
+    });
   } catch (error) {
     // 3D000: no such database; 55000: created but its provisioning was cut short.
     const code = errorCode(error);
@@ -101,7 +112,8 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
     if (unknown.length > 0) throw unknownMigrationsError(unknown);
     const done = new Set(state.applied.map((m) => m.name));
     const pending = folder.names.filter((name) => !done.has(name));
-    if (pending.length === 0) return { result: "up-to-date", migrations: [] };
+    // Up to date: done, unless a dead process left knex's flag set, which is cleared below.
+    if (pending.length === 0 && (!state.knexLocked || job.dryRun)) return { result: "up-to-date", migrations: [] };
     if (job.dryRun) return { result: "migrated", migrations: pending };
   }
   const migrations = await withTenantLock(job, (db) => runLatest(db, job));
