@@ -13,7 +13,7 @@ const SCHOOLS = ["Lincoln High", "Roosevelt Elementary", "Washington Middle"];
 function tenantMigrate(args, { show = true } = {}) {
   const shown = args.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(" ");
   if (show) console.log(`\n$ tenant-migrate --embedded ${shown}`);
-  const result = spawnSync(process.execPath, [bin, "--embedded", ...args], {
+  const result = spawnSync(process.execPath, ["--", bin, "--embedded", ...args], {
     cwd: root,
     stdio: show ? "inherit" : ["ignore", "pipe", "inherit"],
     encoding: "utf8",

@@ -1,9 +1,9 @@
 // Shared test fixtures: a fleet of its own per test (catalog and tenant
 // databases under a unique prefix), the built CLI run as a user runs it, and
 // direct SQL to check what really happened.
-import { type SpawnOptions, spawn } from "node:child_process";
+import { type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -165,7 +165,7 @@ function cleanEnv(extra: Record<string, string | undefined>): Record<string, str
 
 export function startCli(args: string[], options: { cwd: string; env?: Record<string, string | undefined> }) {
   const spawnOptions: SpawnOptions = { cwd: options.cwd, env: cleanEnv(options.env ?? {}), stdio: "pipe" };
-  const child = spawn(process.execPath, [BIN, ...args], spawnOptions);
+  const child = spawn(process.execPath, ["--", BIN, ...args], spawnOptions);
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk) => {
@@ -212,3 +212,76 @@ export function parseJson<T = unknown>(text: string): T {
 }
 
 export const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`);
+
+/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
+export function tableMigration(table: string): string {
+  return `export async function up(knex) {
+  await knex.schema.createTable("${table}", (t) => {
+    t.increments("id");
+    t.text("note");
+  });
+}
+
+export async function down(knex) {
+  await knex.schema.dropTable("${table}");
+}
+`;
+}
+
+/** Rows of the catalog's run history (0 when the table does not exist yet). */
+export async function historyCount(catalog: string): Promise<number> {
+  const rows = await query<{ n: number }>(
+    catalog,
+    "select case when to_regclass('tenant_migrate_history') is null then 0 else (select count(*)::int from tenant_migrate_history) end as n",
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Whether `script` (util-linux) is there to give the CLI a pseudo-terminal. */
+export const HAS_SCRIPT = (() => {
+  try {
+    return spawnSync("script", ["--version"], { stdio: "ignore" }).status === 0;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Runs the built CLI with stdout (and stderr, unless `stderrFile` is given)
+ * on a pseudo-terminal, through `script`; returns what the terminal showed.
+ * On timeout the CLI itself is killed (by its pid), not only `script`.
+ */
+export async function runInTty(
+  fleet: Fleet,
+  args: string[],
+  options: { env?: Record<string, string | undefined>; stderrFile?: string; columns?: number; timeoutMs?: number } = {},
+): Promise<{ code: number | null; tty: string }> {
+  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  const redirect = options.stderrFile ? ` 2>${quote(options.stderrFile)}` : "";
+  // `script` gives a terminal of 0 columns unless told otherwise; a real terminal has a size.
+  const size = options.columns === undefined ? "" : `stty cols ${options.columns} rows 40; `;
+  const pidFile = path.join(fleet.cwd, `tty-${randomBytes(4).toString("hex")}.pid`);
+  const cli = [process.execPath, BIN, ...args].map(quote).join(" ");
+  const command = `${size}echo $$ > ${quote(pidFile)}; exec ${cli}${redirect}`;
+  const env = cleanEnv({ ...fleet.env, ...options.env });
+  const child = spawn("script", ["-qec", command, "/dev/null"], {
+    cwd: fleet.cwd,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let tty = "";
+  child.stdout?.on("data", (chunk) => {
+    tty += chunk;
+  });
+  const timer = setTimeout(() => {
+    try {
+      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+    } catch {
+      // not started yet, or already gone
+    }
+    child.kill("SIGKILL");
+  }, options.timeoutMs ?? 60_000);
+  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, tty };
+}

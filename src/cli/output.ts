@@ -44,9 +44,11 @@ export class Output {
 
   /** Loads ora only when a spinner will show: pipelines never pay for it. */
   async prepareSpinner(): Promise<void> {
-    if (!this.stderr.isTTY || process.env.CI) return;
+    // A terminal that reports no width would make ora's line clearing loop forever.
+    if (!this.stderr.isTTY || process.env.CI || !this.stderr.columns) return;
     const { default: ora } = await import("ora");
-    this.makeSpinner = (text) => ora({ text, stream: this.stderr, discardStdin: false, color: "cyan" }).start();
+    const color = this.err.level > 0 ? "cyan" : false;
+    this.makeSpinner = (text) => ora({ text, stream: this.stderr, discardStdin: false, color }).start();
   }
 
   startSpinner(text: string): void {

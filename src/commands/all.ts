@@ -17,7 +17,9 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
     dryRun: options.dryRun === true,
   });
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
-  const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }));
+  const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {
+    catalogMayBeEmpty: options.dryRun === true,
+  });
   return {
     ok: fleet.ok,
     catalog,

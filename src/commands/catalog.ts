@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog.js";
+import { UsageError } from "../core/errors.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
@@ -15,6 +16,12 @@ export interface CatalogMigrateResult {
 export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
   const folder = catalogFolder(options.config);
   const applied = new Set((await withCatalog(options.config, readApplied)).map((m) => m.name));
+  const unknown = [...applied].filter((name) => !folder.has(name));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `the catalog has applied migrations that no file in ${folder.dir} matches: ${unknown.join(", ")} (is --catalog-migrations the right folder?)`,
+    );
+  }
   if (folder.names.every((name) => applied.has(name)) && [...applied].every((name) => folder.has(name))) {
     return { migrations: [] };
   }

@@ -114,15 +114,20 @@ export async function runFleetCommand(
   command: string,
   options: FleetCommandOptions,
   work: (job: TenantJob) => Promise<TenantOutcome>,
-  prepare?: (run: FleetRun) => Promise<Tenant[]>,
+  extra: {
+    /** Narrows the chosen tenants further (provision --missing). */
+    prepare?: (run: FleetRun) => Promise<Tenant[]>;
+    /** No schools table yet means no tenants (all --dry-run before the catalog's first migration). */
+    catalogMayBeEmpty?: boolean;
+  } = {},
 ): Promise<FleetResult> {
   const { config } = options;
   const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
   const emit: EmitEvent = options.onEvent ?? (() => {});
   return withCatalog(config, async (catalog) => {
-    const allTenants = await loadTenants(catalog);
+    const allTenants = (await loadTenants(catalog, extra.catalogMayBeEmpty === true)) ?? [];
     let tenants = chooseTenants(allTenants, options);
-    if (prepare) tenants = await prepare({ config, folder, catalog, tenants, allTenants });
+    if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants);
     const history = options.dryRun ? undefined : await HistoryRecorder.start(catalog, command, tenants);
     const admin = new AdminPools(config.concurrency);

@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { BUNDLED_CATALOG_MIGRATIONS, type Config } from "../core/config.js";
 import { UsageError } from "../core/errors.js";
 import type { CommandOptions } from "./context.js";
 
@@ -20,13 +21,25 @@ export function makeMigration(options: MakeOptions): { file: string } {
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(options.name)) {
     throw new UsageError(`migration name ${JSON.stringify(options.name)} may only hold letters, digits, _ and -`);
   }
-  const dir = options.catalog ? options.config.catalogMigrationsDir : options.config.appMigrationsDir;
+  const dir = options.catalog ? catalogDirForNewFiles(options.config) : options.config.appMigrationsDir;
   mkdirSync(dir, { recursive: true });
   const extension = options.extension ?? usualExtension(dir);
   const file = path.join(dir, `${timestamp(options.now ?? new Date())}_${options.name}.${extension}`);
   if (existsSync(file)) throw new UsageError(`${file} already exists`);
   writeFileSync(file, stub(extension, isEsmFolder(dir)), { flag: "wx" });
   return { file };
+}
+
+/**
+ * Never the tool's bundled folder (inside node_modules once installed):
+ * ./catalog_migrations instead, seeded with the bundled files, since from
+ * then on it replaces the bundled folder.
+ */
+function catalogDirForNewFiles(config: Config): string {
+  if (config.catalogMigrationsDir !== BUNDLED_CATALOG_MIGRATIONS) return config.catalogMigrationsDir;
+  const local = path.resolve(config.cwd, "catalog_migrations");
+  if (!existsSync(local)) cpSync(BUNDLED_CATALOG_MIGRATIONS, local, { recursive: true });
+  return local;
 }
 
 function timestamp(date: Date): string {

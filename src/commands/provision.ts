@@ -17,7 +17,7 @@ export function provisionTenants(options: ProvisionOptions): Promise<FleetResult
     "provision",
     options,
     (job) => migrateTenant(job, { provision: true }),
-    options.missing ? onlyMissing : undefined,
+    options.missing ? { prepare: onlyMissing } : {},
   );
 }
 

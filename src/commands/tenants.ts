@@ -79,6 +79,8 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
   const name = options.name.trim();
   if (!name) throw new UsageError("a school needs a name");
   const database = options.database ?? databaseNameFrom(name);
+  if (!database)
+    throw new UsageError(`cannot derive a database name from ${JSON.stringify(name)}: give one with --database`);
   const problem = databaseNameProblem(database);
   if (problem) throw new UsageError(`--database: ${problem}`);
   if (options.server !== undefined && !options.config.tenantServers.has(options.server)) {

@@ -49,14 +49,20 @@ export function catalogConnectError(settings: ConnectionSettings, error: unknown
   return new UsageError(redact(`cannot connect to the catalog ${where}: ${describeError(error)}`), { cause: error });
 }
 
-/** Every catalog row, in school_id order. Throws a UsageError if the catalog has no schools table. */
-export async function loadTenants(client: pg.Client): Promise<Tenant[]> {
+/**
+ * Every catalog row, in school_id order. A catalog with no schools table is a
+ * UsageError, or null when `missingOk`.
+ */
+export async function loadTenants(client: pg.Client): Promise<Tenant[]>;
+export async function loadTenants(client: pg.Client, missingOk: boolean): Promise<Tenant[] | null>;
+export async function loadTenants(client: pg.Client, missingOk = false): Promise<Tenant[] | null> {
   const { rows: columns } = await client.query<{ column_name: string }>(
     `select column_name from information_schema.columns
       where table_name = 'schools' and table_schema = any (current_schemas(false))`,
   );
   const names = new Set(columns.map((c) => c.column_name));
   if (!names.has("school_id") || !names.has("school_database")) {
+    if (missingOk) return null;
     throw new UsageError(
       "the catalog has no schools table (school_id, school_name, school_database): run `tenant-migrate catalog migrate` first",
     );
@@ -143,23 +149,22 @@ export async function withCatalogMigrator<T>(
 ): Promise<T> {
   const folder = catalogFolder(config);
   const settings = catalogSettings(config);
-  try {
-    return await withKnex(settings, async (db) => {
-      // Several pipelines may migrate the catalog at once: take turns.
-      const acquired = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
-      if (!acquired) {
-        throw new UsageError(
-          `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
-        );
-      }
-      return fn(db, folder);
-    });
-  } catch (error) {
-    if (errorCode(error) === "3D000" || /ECONNREFUSED|password authentication/.test(String(error))) {
+  return withKnex(settings, async (db) => {
+    // Several pipelines may migrate the catalog at once: take turns. This is
+    // also the first query, so a failure here is a failure to connect.
+    let acquired: boolean;
+    try {
+      acquired = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
+    } catch (error) {
       throw catalogConnectError(settings, error);
     }
-    throw error;
-  }
+    if (!acquired) {
+      throw new UsageError(
+        `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
+      );
+    }
+    return fn(db, folder);
+  });
 }
 
 /** Advisory lock keys are per database; these two never collide with a tenant's. */

@@ -19,7 +19,9 @@ export function parseDatabaseUrl(url: string, setting: string, requireDatabase =
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`${setting} is not a valid URL (expected postgres://user:password@host:port/database)`);
+    throw new Error(
+      `${setting} is not a valid URL (expected postgres://user@host:port/database, with the password as user:password)`,
+    );
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new Error(`${setting} must start with postgres:// or postgresql:// (got ${parsed.protocol}//)`);
