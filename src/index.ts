@@ -15,6 +15,7 @@ export {
   withServer,
 } from "./commands/context.js";
 export { dropTenants } from "./commands/drop.js";
+export type { SimpleResult, SimpleTenantResult } from "./commands/each-tenant.js";
 export { tenantHistory } from "./commands/history.js";
 export { type MakeOptions, makeMigration } from "./commands/make.js";
 export { migrateTenants } from "./commands/migrate.js";
@@ -30,11 +31,7 @@ export {
   listTenants,
   type TenantListEntry,
 } from "./commands/tenants.js";
-export {
-  type SimpleResult,
-  type SimpleTenantResult,
-  unlockTenants,
-} from "./commands/unlock.js";
+export { unlockTenants } from "./commands/unlock.js";
 export type { Tenant } from "./core/catalog.js";
 export { type Config, type ConfigFlags, resolveConfig } from "./core/config.js";
 export {
