@@ -1,32 +1,26 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { appliedMigrations, databaseExists, Fleet, parseJson, query, tableExists } from "./helpers.ts";
-
-const SAMPLE = [
-  "20240101000000_create_lunch_week.js",
-  "20240101000001_create_lunch_day.js",
-  "20240101000002_add_menu.js",
-];
-
-interface FleetJson {
-  ok: boolean;
-  catalog?: { migrations: string[] };
-  tenants: { id: string; name: string; database: string; result: string; migrations: string[]; error?: string }[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number };
-}
+import { describe, it } from "node:test";
+import {
+  appliedMigrations,
+  databaseExists,
+  type Fleet,
+  type FleetJson,
+  parseJson,
+  query,
+  SAMPLE,
+  tableExists,
+  useFleet,
+} from "./helpers.ts";
 
 describe("all", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
-  });
-  after(async () => {
-    await fleet.cleanup();
+  useFleet((f) => {
+    fleet = f;
   });
 
   it("creates and migrates every school database, then finds them up to date", async () => {
-    const names = ["lincoln", "roosevelt", "washington"].map((n) => fleet.db(n));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const names = fleet.dbs("lincoln", "roosevelt", "washington");
+    await fleet.addTenants(names);
 
     const first = await fleet.run(["all"]);
     assert.equal(first.code, 0, first.stderr);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   cpSync,
@@ -13,17 +12,25 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, it } from "node:test";
-import { appliedMigrations, databaseExists, Fleet, parseJson, query, ROOT, tableExists } from "./helpers.ts";
-
-const BUNDLED = ["20240101000000_create_schools.js", "20240101000001_add_school_server.js"];
-
-interface CatalogStatusJson {
-  applied: string[];
-  pending: string[];
-  unknown: string[];
-  latest: string | null;
-}
+import { describe, it } from "node:test";
+import {
+  appliedMigrations,
+  assertUpAndDown,
+  BUNDLED_CATALOG,
+  type CatalogStatusJson,
+  databaseExists,
+  type Fleet,
+  lockFlag,
+  migrationBatches,
+  parseJson,
+  query,
+  ROOT,
+  runCli,
+  stampTime,
+  tableExists,
+  useFleet,
+  withFleet,
+} from "./helpers.ts";
 
 interface Column {
   column_name: string;
@@ -52,10 +59,6 @@ async function constraintColumns(database: string, table: string, type: "p" | "u
     [table, type],
   );
   return rows.map((r) => r.cols);
-}
-
-async function catalogMigrations(fleet: Fleet): Promise<{ name: string; batch: number }[]> {
-  return query(fleet.catalog, "select name, batch from knex_migrations order by id");
 }
 
 async function schoolCount(fleet: Fleet): Promise<number> {
@@ -100,25 +103,25 @@ export async function down(knex) {
 
 describe("catalog migrate / status / rollback", () => {
   let fleet: Fleet;
-  beforeEach(async () => {
-    fleet = await Fleet.create({ migrateCatalog: false });
-  });
-  afterEach(async () => {
-    await fleet.cleanup();
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { migrateCatalog: false, each: true },
+  );
 
   it("reports a fresh catalog as all pending without changing it", async () => {
     const result = await fleet.run(["catalog", "status", "--json"]);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(parseJson<CatalogStatusJson>(result.stdout), {
       applied: [],
-      pending: BUNDLED,
+      pending: BUNDLED_CATALOG,
       unknown: [],
-      latest: BUNDLED[1],
+      latest: BUNDLED_CATALOG[1],
     });
     const text = await fleet.run(["catalog", "status"]);
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, new RegExp(`pending {2}${BUNDLED[0]}`));
+    assert.match(text.stdout, new RegExp(`pending {2}${BUNDLED_CATALOG[0]}`));
     assert.match(text.stdout, /catalog: 0 applied, 2 pending/);
     assert.equal(await tableExists(fleet.catalog, "knex_migrations"), false, "status created no table");
     assert.equal(await tableExists(fleet.catalog, "schools"), false);
@@ -127,7 +130,7 @@ describe("catalog migrate / status / rollback", () => {
   it("creates the schools table of the design, records knex's rows, then is up to date", async () => {
     const first = await fleet.run(["catalog", "migrate"]);
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(first.stdout.trim(), `catalog migrated: ${BUNDLED.join(", ")}`);
+    assert.equal(first.stdout.trim(), `catalog migrated: ${BUNDLED_CATALOG.join(", ")}`);
 
     const cols = await columns(fleet.catalog, "schools");
     assert.deepEqual([...cols.keys()], ["school_id", "school_name", "school_database", "school_server"]);
@@ -142,11 +145,11 @@ describe("catalog migrate / status / rollback", () => {
     assert.deepEqual(await constraintColumns(fleet.catalog, "schools", "p"), [["school_id"]]);
     assert.deepEqual(await constraintColumns(fleet.catalog, "schools", "u"), [["school_database"]]);
 
-    assert.deepEqual(await catalogMigrations(fleet), [
-      { name: BUNDLED[0], batch: 1 },
-      { name: BUNDLED[1], batch: 1 },
+    assert.deepEqual(await migrationBatches(fleet.catalog), [
+      { name: BUNDLED_CATALOG[0], batch: 1 },
+      { name: BUNDLED_CATALOG[1], batch: 1 },
     ]);
-    assert.deepEqual(await query(fleet.catalog, "select is_locked from knex_migrations_lock"), [{ is_locked: 0 }]);
+    assert.deepEqual(await lockFlag(fleet.catalog), [0]);
 
     // Rows may be inserted by hand, as the design says; the database name is unique.
     const [id] = await fleet.addSchools({ name: "By Hand", database: fleet.db("by_hand") });
@@ -159,55 +162,58 @@ describe("catalog migrate / status / rollback", () => {
     const json = await fleet.run(["catalog", "migrate", "--json"]);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(parseJson(json.stdout), { migrations: [] });
-    assert.equal((await catalogMigrations(fleet)).length, 2);
+    assert.equal((await migrationBatches(fleet.catalog)).length, 2);
 
     const status = await fleet.run(["catalog", "status"]);
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, new RegExp(`applied {2}${BUNDLED[0]}\\napplied {2}${BUNDLED[1]}\\n`));
+    assert.match(status.stdout, new RegExp(`applied {2}${BUNDLED_CATALOG[0]}\\napplied {2}${BUNDLED_CATALOG[1]}\\n`));
     assert.match(status.stdout, /catalog: 2 applied, 0 pending/);
     const statusJson = parseJson<CatalogStatusJson>((await fleet.run(["catalog", "status", "--json"])).stdout);
-    assert.deepEqual(statusJson, { applied: BUNDLED, pending: [], unknown: [], latest: BUNDLED[1] });
+    assert.deepEqual(statusJson, { applied: BUNDLED_CATALOG, pending: [], unknown: [], latest: BUNDLED_CATALOG[1] });
     assert.equal(await schoolCount(fleet), 1, "migrating again left the rows alone");
   });
 
   it("rolls back the last batch, then --all batches", async () => {
     // Batch 1: only the first bundled migration (a folder holding a copy of it); batch 2: the rest.
     const firstOnly = folder(fleet, "first_only", {
-      [BUNDLED[0] as string]: readFileSync(path.join(ROOT, "catalog_migrations", BUNDLED[0] as string), "utf8"),
+      [BUNDLED_CATALOG[0] as string]: readFileSync(
+        path.join(ROOT, "catalog_migrations", BUNDLED_CATALOG[0] as string),
+        "utf8",
+      ),
     });
     assert.equal((await fleet.run(["catalog", "migrate", "--catalog-migrations", firstOnly])).code, 0);
     const second = await fleet.run(["catalog", "migrate"]);
     assert.equal(second.code, 0, second.stderr);
-    assert.equal(second.stdout.trim(), `catalog migrated: ${BUNDLED[1]}`);
-    assert.deepEqual(await catalogMigrations(fleet), [
-      { name: BUNDLED[0], batch: 1 },
-      { name: BUNDLED[1], batch: 2 },
+    assert.equal(second.stdout.trim(), `catalog migrated: ${BUNDLED_CATALOG[1]}`);
+    assert.deepEqual(await migrationBatches(fleet.catalog), [
+      { name: BUNDLED_CATALOG[0], batch: 1 },
+      { name: BUNDLED_CATALOG[1], batch: 2 },
     ]);
     await fleet.addSchools({ name: "Kept", database: fleet.db("kept") });
 
     const last = await fleet.run(["catalog", "rollback"]);
     assert.equal(last.code, 0, last.stderr);
-    assert.equal(last.stdout.trim(), `catalog rolled back: ${BUNDLED[1]}`);
+    assert.equal(last.stdout.trim(), `catalog rolled back: ${BUNDLED_CATALOG[1]}`);
     assert.deepEqual(
       [...(await columns(fleet.catalog, "schools")).keys()],
       ["school_id", "school_name", "school_database"],
     );
     assert.equal(await schoolCount(fleet), 1, "the rows of batch 1's table stay");
-    assert.deepEqual(await catalogMigrations(fleet), [{ name: BUNDLED[0], batch: 1 }]);
+    assert.deepEqual(await migrationBatches(fleet.catalog), [{ name: BUNDLED_CATALOG[0], batch: 1 }]);
     const status = parseJson<CatalogStatusJson>((await fleet.run(["catalog", "status", "--json"])).stdout);
-    assert.deepEqual(status.pending, [BUNDLED[1]]);
+    assert.deepEqual(status.pending, [BUNDLED_CATALOG[1]]);
 
     // Two batches again, then --all undoes both.
     assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
     assert.deepEqual(
-      (await catalogMigrations(fleet)).map((m) => m.batch),
+      (await migrationBatches(fleet.catalog)).map((m) => m.batch),
       [1, 2],
     );
     const all = await fleet.run(["catalog", "rollback", "--all", "--json"]);
     assert.equal(all.code, 0, all.stderr);
-    assert.deepEqual(parseJson<{ migrations: string[] }>(all.stdout).migrations.sort(), [...BUNDLED].sort());
+    assert.deepEqual(parseJson<{ migrations: string[] }>(all.stdout).migrations.sort(), [...BUNDLED_CATALOG].sort());
     assert.equal(await tableExists(fleet.catalog, "schools"), false);
-    assert.deepEqual(await catalogMigrations(fleet), []);
+    assert.deepEqual(await migrationBatches(fleet.catalog), []);
 
     const nothing = await fleet.run(["catalog", "rollback"]);
     assert.equal(nothing.code, 0, nothing.stderr);
@@ -219,7 +225,7 @@ describe("catalog migrate / status / rollback", () => {
     const migrate = await fleet.run(["catalog", "migrate", "--catalog-migrations", mine]);
     assert.equal(migrate.code, 0, migrate.stderr);
     assert.equal(migrate.stdout.trim(), "catalog migrated: 20250101000000_create_schools_and_districts.js");
-    assert.deepEqual(await catalogMigrations(fleet), [
+    assert.deepEqual(await migrationBatches(fleet.catalog), [
       { name: "20250101000000_create_schools_and_districts.js", batch: 1 },
     ]);
     assert.ok(await tableExists(fleet.catalog, "districts"));
@@ -240,7 +246,7 @@ describe("catalog migrate / status / rollback", () => {
     // Against the bundled folder, the applied file is unknown and the bundled ones pending.
     const bundled = parseJson<CatalogStatusJson>((await fleet.run(["catalog", "status", "--json"])).stdout);
     assert.deepEqual(bundled.unknown, ["20250101000000_create_schools_and_districts.js"]);
-    assert.deepEqual(bundled.pending, BUNDLED);
+    assert.deepEqual(bundled.pending, BUNDLED_CATALOG);
 
     // A schools table without school_server still works for tenants.
     const database = fleet.db("district_school");
@@ -264,7 +270,7 @@ describe("catalog migrate / status / rollback", () => {
     assert.equal(migrate.code, 0, migrate.stderr);
     assert.ok(await tableExists(fleet.catalog, "districts"));
     assert.deepEqual(
-      (await catalogMigrations(fleet)).map((m) => m.name),
+      (await migrationBatches(fleet.catalog)).map((m) => m.name),
       ["20250101000000_create_schools_and_districts.js"],
     );
   });
@@ -283,21 +289,21 @@ describe("catalog migrate / status / rollback", () => {
         'export const up = (k) => k.schema.createTable("districts", (t) => t.increments());\nexport const down = (k) => k.schema.dropTable("districts");\n',
     });
     const result = await fleet.run(["catalog", "migrate", "--catalog-migrations", mine]);
-    assert.match(result.stderr, new RegExp(BUNDLED[0] as string), "names the migrations no file matches");
+    assert.match(result.stderr, new RegExp(BUNDLED_CATALOG[0] as string), "names the migrations no file matches");
     assert.equal(await tableExists(fleet.catalog, "districts"), false);
-    assert.equal((await catalogMigrations(fleet)).length, 2);
+    assert.equal((await migrationBatches(fleet.catalog)).length, 2);
     assert.equal(result.code, 2, `exit ${result.code}: ${result.stderr}`);
   });
 });
 
 describe("tenants add / list", () => {
   let fleet: Fleet;
-  beforeEach(async () => {
-    fleet = await Fleet.create({ migrateCatalog: false });
-  });
-  afterEach(async () => {
-    await fleet.cleanup();
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { migrateCatalog: false, each: true },
+  );
 
   it("needs a migrated catalog", async () => {
     const result = await fleet.run(["tenants", "add", "Lincoln High"]);
@@ -425,8 +431,7 @@ describe("tenants add / list", () => {
 
 describe("make", () => {
   it("make NAME writes a timestamped app migration with up and down", async () => {
-    const fleet = await Fleet.create({ migrateCatalog: false });
-    try {
+    await withFleet({ migrateCatalog: false }, async (fleet) => {
       const before = Date.now();
       const result = await fleet.run(["make", "add_allergens"]);
       assert.equal(result.code, 0, result.stderr);
@@ -435,32 +440,19 @@ describe("make", () => {
       const file = made[0] as string;
       assert.match(file, /^\d{14}_add_allergens\.js$/);
       const stamp = file.slice(0, 14);
-      const when = Date.UTC(
-        Number(stamp.slice(0, 4)),
-        Number(stamp.slice(4, 6)) - 1,
-        Number(stamp.slice(6, 8)),
-        Number(stamp.slice(8, 10)),
-        Number(stamp.slice(10, 12)),
-        Number(stamp.slice(12, 14)),
-      );
-      assert.ok(Math.abs(when - before) < 60_000, `timestamp ${stamp} is now (UTC)`);
+      assert.ok(Math.abs(stampTime(stamp) - before) < 60_000, `timestamp ${stamp} is now (UTC)`);
       assert.ok(result.stdout.includes(path.join(fleet.appMigrations, file)));
-      const source = readFileSync(path.join(fleet.appMigrations, file), "utf8");
-      assert.match(source, /export async function up\(knex\)/);
-      assert.match(source, /export async function down\(knex\)/);
+      assertUpAndDown(path.join(fleet.appMigrations, file));
       // It sorts after the existing migrations, so it is the newest.
       assert.equal(readdirSync(fleet.appMigrations).sort().at(-1), file);
       const bad = await fleet.run(["make", "add allergens; rm -rf"]);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /may only hold letters, digits/);
-    } finally {
-      await fleet.cleanup();
-    }
+    });
   });
 
   it("make NAME --catalog writes into --catalog-migrations", async () => {
-    const fleet = await Fleet.create({ migrateCatalog: false });
-    try {
+    await withFleet({ migrateCatalog: false }, async (fleet) => {
       const dir = path.join(fleet.cwd, "my_catalog");
       mkdirSync(dir);
       const result = await fleet.run(["make", "add_district", "--catalog", "--catalog-migrations", dir]);
@@ -468,9 +460,7 @@ describe("make", () => {
       const files = readdirSync(dir);
       assert.equal(files.length, 1);
       assert.match(files[0] as string, /^\d{14}_add_district\.js$/);
-    } finally {
-      await fleet.cleanup();
-    }
+    });
   });
 
   it("make NAME --catalog without a catalog folder never writes into the tool's own bundled migrations", async () => {
@@ -486,19 +476,10 @@ describe("make", () => {
       writeFileSync(path.join(cwd, "package.json"), '{ "type": "module" }\n');
       const bundledBefore = readdirSync(path.join(pkg, "catalog_migrations")).sort();
 
-      const env = Object.fromEntries(
-        Object.entries(process.env).filter(([key]) => !/^(PG|CATALOG_|APP_MIGRATIONS|TENANT_)/.test(key)),
-      );
-      const run = spawnSync(
-        process.execPath,
-        [path.join(pkg, "bin", "tenant-migrate.js"), "make", "add_district", "--catalog"],
-        {
-          cwd,
-          env,
-          encoding: "utf8",
-        },
-      );
-      const result = { code: run.status, stdout: run.stdout, stderr: run.stderr };
+      const result = await runCli(["make", "add_district", "--catalog"], {
+        cwd,
+        bin: path.join(pkg, "bin", "tenant-migrate.js"),
+      });
       assert.deepEqual(
         readdirSync(path.join(pkg, "catalog_migrations")).sort(),
         bundledBefore,

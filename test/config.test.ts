@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,7 +11,20 @@ import {
   resolveConfig,
 } from "../src/core/config.ts";
 import { ConfigError } from "../src/core/errors.ts";
-import { appliedMigrations, databaseExists, Fleet, query, SERVER, tableExists, urlFor } from "./helpers.ts";
+import {
+  appliedMigrations,
+  type CatalogStatusJson,
+  databaseExists,
+  type Fleet,
+  freePort,
+  parseJson,
+  query,
+  SERVER,
+  tableExists,
+  urlFor,
+  useFleet,
+  withFleet,
+} from "./helpers.ts";
 
 const FILE_URL = "postgres://file_user:file_pw@file-host:5001/file_db";
 const ENV_URL = "postgres://env_user:env_pw@env-host:5002/env_db";
@@ -28,20 +40,6 @@ function configError(flags: ConfigFlags, env: Record<string, string | undefined>
     return error;
   }
   assert.fail("resolveConfig did not throw");
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-function deadPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 describe("resolveConfig (core)", () => {
@@ -369,16 +367,12 @@ describe("resolveConfig (core)", () => {
 
 describe("configuration and catalog errors through the CLI", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
-  });
-  after(async () => {
-    await fleet.cleanup();
+  useFleet((f) => {
+    fleet = f;
   });
 
   it("exits 2 on a configuration error, naming the setting, and changes nothing", async () => {
-    const fresh = await Fleet.create({ migrateCatalog: false });
-    try {
+    await withFleet({ migrateCatalog: false }, async (fresh) => {
       const database = fresh.db("untouched");
       const bad = await fresh.run(["all", "--concurrency", "zero"]);
       assert.equal(bad.code, 2, bad.stderr);
@@ -403,9 +397,7 @@ describe("configuration and catalog errors through the CLI", () => {
       assert.match(lock.stderr, /--lock-timeout/);
       assert.equal(await databaseExists(database), false);
       assert.equal(await tableExists(fresh.catalog, "tenant_migrate_history"), false, "no run history was written");
-    } finally {
-      await fresh.cleanup();
-    }
+    });
   });
 
   it("reports several configuration problems in one run", async () => {
@@ -467,7 +459,7 @@ describe("configuration and catalog errors through the CLI", () => {
       },
     });
     assert.equal(result.code, 0, result.stderr);
-    const status = JSON.parse(result.stdout) as { applied: string[]; pending: string[] };
+    const status = parseJson<CatalogStatusJson>(result.stdout);
     assert.equal(status.applied.length, 2);
     assert.deepEqual(status.pending, []);
   });
@@ -490,7 +482,7 @@ describe("configuration and catalog errors through the CLI", () => {
   });
 
   it("an unreachable port exits 2 with the URL printed masked", async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const password = "Unreachable-Pw-55121";
     const url = `postgres://someone:${password}@127.0.0.1:${port}/somewhere`;
     for (const args of [["all"], ["status"], ["catalog", "migrate"], ["catalog", "status"], ["migrate"]]) {
@@ -538,8 +530,7 @@ describe("configuration and catalog errors through the CLI", () => {
   });
 
   it("migrate and status on a catalog never migrated exit 2 saying to run catalog migrate", async () => {
-    const fresh = await Fleet.create({ migrateCatalog: false });
-    try {
+    await withFleet({ migrateCatalog: false }, async (fresh) => {
       for (const args of [
         ["migrate"],
         ["status"],
@@ -554,9 +545,7 @@ describe("configuration and catalog errors through the CLI", () => {
       }
       assert.equal(await tableExists(fresh.catalog, "schools"), false);
       assert.equal(await tableExists(fresh.catalog, "tenant_migrate_history"), false);
-    } finally {
-      await fresh.cleanup();
-    }
+    });
   });
 
   it("an unknown tenant exits 2 naming it, and nothing changes", async () => {

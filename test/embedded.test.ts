@@ -15,19 +15,19 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type CliResult, parseJson, ROOT, runCli, startCli, waitFor } from "./helpers.ts";
-
-const SAMPLE = [
-  "20240101000000_create_lunch_week.js",
-  "20240101000001_create_lunch_day.js",
-  "20240101000002_add_menu.js",
-];
-
-interface FleetJson {
-  ok: boolean;
-  catalog?: { migrations: string[] };
-  tenants: { id: string; name: string; database: string; result: string; migrations: string[] }[];
-}
+import {
+  assertUpAndDown,
+  BUNDLED_CATALOG,
+  type CliResult,
+  type FleetJson,
+  parseJson,
+  ROOT,
+  runCli,
+  SAMPLE,
+  type StatusJson,
+  startCli,
+  waitFor,
+} from "./helpers.ts";
 
 /** A project directory as a user has it: app_migrations and an ESM package.json, nothing else. */
 function projectDir(): string {
@@ -104,10 +104,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
 
   it("runs catalog migrate, tenants add and all on its own server, then finds everything up to date", async () => {
     const catalog = await ok(["--embedded", "catalog", "migrate"]);
-    assert.equal(
-      catalog.stdout.trim(),
-      "catalog migrated: 20240101000000_create_schools.js, 20240101000001_add_school_server.js",
-    );
+    assert.equal(catalog.stdout.trim(), `catalog migrated: ${BUNDLED_CATALOG.join(", ")}`);
     // The data lives under .tenant-migrate/ in the working directory.
     assert.ok(existsSync(path.join(dir, ".tenant-migrate", "pgdata", "PG_VERSION")));
     const passwordFile = path.join(dir, ".tenant-migrate", "password");
@@ -135,9 +132,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
 
     // TENANT_MIGRATE_EMBEDDED=1 is the same switch.
     const status = await ok(["status", "--json", "--check"], { TENANT_MIGRATE_EMBEDDED: "1" });
-    const tenants = parseJson<{ tenants: { database: string; state: string; applied: string[] }[] }>(
-      status.stdout,
-    ).tenants;
+    const tenants = parseJson<StatusJson>(status.stdout).tenants;
     assert.deepEqual(
       tenants.map((t) => [t.database, t.state, t.applied]),
       [["lincoln_high", "up-to-date", SAMPLE]],
@@ -155,9 +150,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
     const file = made[0] as string;
     assert.match(file, /^\d{14}_add_allergens\.js$/);
     assert.match(make.stdout, new RegExp(`created .*app_migrations/${file}`));
-    const source = readFileSync(path.join(dir, "app_migrations", file), "utf8");
-    assert.match(source, /export async function up\(knex\)/);
-    assert.match(source, /export async function down\(knex\)/);
+    assertUpAndDown(path.join(dir, "app_migrations", file));
 
     const pending = await run(["--embedded", "status", "--check"]);
     assert.equal(pending.code, 1, pending.stderr);
@@ -184,7 +177,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
     assert.ok(isAlive(orphan), "the killed run's server is still running");
 
     const next = await ok(["--embedded", "status", "--json"]);
-    assert.equal(parseJson<{ tenants: { state: string }[] }>(next.stdout).tenants[0]?.state, "up-to-date");
+    assert.equal(parseJson<StatusJson>(next.stdout).tenants[0]?.state, "up-to-date");
     assert.ok(!isAlive(orphan), "the leftover server was stopped");
   });
 

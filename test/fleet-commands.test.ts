@@ -1,75 +1,37 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   appliedMigrations,
+  assertUpAndDown,
+  BUNDLED_CATALOG,
+  blockFirstMigration,
+  byDatabase,
   databaseExists,
-  Fleet,
+  type Fleet,
+  type FleetJson,
+  type HistoryJson,
   historyCount,
+  leaveStaleLock,
+  lockFlag,
+  migrationBatches,
   parseJson,
   query,
+  SAMPLE,
+  type StatusJson,
+  stampTime,
+  type TenantResultJson,
   tableExists,
   tableMigration,
+  useFleet,
   withDb,
+  withFleet,
 } from "./helpers.ts";
-
-const SAMPLE = [
-  "20240101000000_create_lunch_week.js",
-  "20240101000001_create_lunch_day.js",
-  "20240101000002_add_menu.js",
-];
-const BUNDLED_CATALOG = ["20240101000000_create_schools.js", "20240101000001_add_school_server.js"];
-
-interface TenantJson {
-  id: string;
-  name: string;
-  database: string;
-  server?: string;
-  result: string;
-  migrations: string[];
-  error?: string;
-  ms: number;
-}
-
-interface FleetJson {
-  ok: boolean;
-  dryRun?: boolean;
-  catalog?: { migrations: string[] };
-  tenants: TenantJson[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number; ms: number };
-}
-
-interface StatusJson {
-  latest: string | null;
-  tenants: {
-    id: string;
-    name: string;
-    database: string;
-    server?: string;
-    state: string;
-    applied: string[];
-    pending: string[];
-    unknown?: string[];
-    error?: string;
-  }[];
-}
-
-interface HistoryJson {
-  history: {
-    id: string;
-    database: string;
-    command: string;
-    result: string;
-    migrations: string[];
-    error: string | null;
-    startedAt: string;
-  }[];
-}
 
 /** The summary must count exactly what the tenants array says. */
 function assertSummaryMatches(json: FleetJson): void {
-  const count = (pred: (t: TenantJson) => boolean) => json.tenants.filter(pred).length;
+  const count = (pred: (t: TenantResultJson) => boolean) => json.tenants.filter(pred).length;
   assert.equal(json.summary.total, json.tenants.length);
   assert.equal(
     json.summary.failed,
@@ -86,10 +48,6 @@ function assertSummaryMatches(json: FleetJson): void {
   assert.equal(json.ok, json.summary.failed === 0 && json.summary.skipped === 0);
 }
 
-function byDatabase(json: FleetJson): Map<string, TenantJson> {
-  return new Map(json.tenants.map((t) => [t.database, t]));
-}
-
 async function columnExists(database: string, table: string, column: string): Promise<boolean> {
   const rows = await query(
     database,
@@ -99,30 +57,17 @@ async function columnExists(database: string, table: string, column: string): Pr
   return rows.length > 0;
 }
 
-async function batches(database: string): Promise<[string, number][]> {
-  const rows = await query<{ name: string; batch: number }>(
-    database,
-    "select name, batch from knex_migrations order by id",
-  );
-  return rows.map((r) => [r.name, r.batch]);
-}
-
 // Each describe below has a fleet of its own: they run side by side, their tests in order.
 describe("fleet commands", { concurrency: 4 }, () => {
   describe("all --json with a tenant whose data breaks a migration", { concurrency: 1 }, () => {
     let fleet: Fleet;
-    before(async () => {
-      fleet = await Fleet.create();
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet((f) => {
+      fleet = f;
     });
 
     it("fails that tenant alone, lists every tenant's result, and the summary matches", async () => {
-      const [a, b, c] = ["north", "south", "east"].map((n) => fleet.db(n)) as [string, string, string];
-      await fleet.addSchools(...[a, b, c].map((database) => ({ name: database, database })));
-      const first = await fleet.run(["all"]);
-      assert.equal(first.code, 0, first.stderr);
+      const [a, b, c] = fleet.dbs("north", "south", "east");
+      await fleet.addMigrated([a, b, c]);
 
       // South already publishes a week: a NOT NULL column without a default cannot be added there.
       await query(b, "insert into lunch_week (week_of) values ('2024-09-02')");
@@ -149,7 +94,7 @@ export async function down(knex) {
         json.tenants.map((t) => t.database),
         [a, b, c, hostile],
       );
-      const tenants = byDatabase(json);
+      const tenants = byDatabase(json.tenants);
       for (const db of [a, c]) {
         assert.equal(tenants.get(db)?.result, "migrated");
         assert.deepEqual(tenants.get(db)?.migrations, [region]);
@@ -184,15 +129,10 @@ export async function down(knex) {
     let ids: string[];
     const N1 = "20250101000000_create_allergen_note.js";
     const N2 = "20250102000000_create_recipe.js";
-    before(async () => {
-      fleet = await Fleet.create();
-      dbs = ["lincoln", "roosevelt", "adams"].map((n) => fleet.db(n)) as [string, string, string];
-      ids = await fleet.addSchools(...dbs.map((database) => ({ name: database, database })));
-      const result = await fleet.run(["all"]);
-      assert.equal(result.code, 0, result.stderr);
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet(async (f) => {
+      fleet = f;
+      dbs = fleet.dbs("lincoln", "roosevelt", "adams");
+      ids = await fleet.addMigrated(dbs);
     });
 
     it("migrate with no names runs a new file on every tenant, and only that file", async () => {
@@ -208,7 +148,10 @@ export async function down(knex) {
       assertSummaryMatches(json);
       for (const db of dbs) {
         assert.ok(await tableExists(db, "allergen_note"));
-        assert.deepEqual(await batches(db), [...SAMPLE.map((n): [string, number] => [n, 1]), [N1, 2]]);
+        assert.deepEqual(await migrationBatches(db), [
+          ...SAMPLE.map((name) => ({ name, batch: 1 })),
+          { name: N1, batch: 2 },
+        ]);
       }
     });
 
@@ -240,7 +183,7 @@ export async function down(knex) {
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<StatusJson>(result.stdout);
       assert.equal(json.latest, N1);
-      const states = new Map(json.tenants.map((t) => [t.database, t]));
+      const states = byDatabase(json.tenants);
       assert.equal(states.get(roosevelt)?.state, "pending");
       assert.deepEqual(states.get(roosevelt)?.pending, [N1]);
       assert.deepEqual(states.get(roosevelt)?.applied, SAMPLE);
@@ -271,12 +214,12 @@ export async function down(knex) {
     });
 
     it("rollback with no tenant and no --all-tenants exits 2 and changes nothing", async () => {
-      const before = await Promise.all(dbs.map(batches));
+      const before = await Promise.all(dbs.map(migrationBatches));
       const historyBefore = await historyCount(fleet.catalog);
       const result = await fleet.run(["rollback"]);
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, /--all-tenants/);
-      assert.deepEqual(await Promise.all(dbs.map(batches)), before);
+      assert.deepEqual(await Promise.all(dbs.map(migrationBatches)), before);
       assert.equal(await historyCount(fleet.catalog), historyBefore);
       for (const db of dbs) assert.ok(await tableExists(db, "allergen_note"));
     });
@@ -285,7 +228,7 @@ export async function down(knex) {
       fleet.writeMigration(N2, tableMigration("recipe"));
       const migrate = await fleet.run(["migrate"]);
       assert.equal(migrate.code, 0, migrate.stderr);
-      for (const db of dbs) assert.deepEqual((await batches(db)).at(-1), [N2, 3]);
+      for (const db of dbs) assert.deepEqual((await migrationBatches(db)).at(-1), { name: N2, batch: 3 });
 
       const result = await fleet.run(["rollback", "--all-tenants", "--step", "2", "--json"]);
       assert.equal(result.code, 0, result.stderr);
@@ -352,37 +295,25 @@ export async function down(knex) {
     let b: string;
     let fresh: string;
     const N1 = "20250101000000_create_allergen_note.js";
-    before(async () => {
-      fleet = await Fleet.create();
-      a = fleet.db("dry_a");
-      b = fleet.db("dry_b");
-      fresh = fleet.db("dry_new");
-      await fleet.addSchools({ name: "A", database: a }, { name: "B", database: b });
-      const result = await fleet.run(["all"]);
-      assert.equal(result.code, 0, result.stderr);
-      await fleet.addSchools({ name: "New", database: fresh });
+    useFleet(async (f) => {
+      fleet = f;
+      [a, b, fresh] = fleet.dbs("dry_a", "dry_b", "dry_new");
+      await fleet.addMigrated([a, b]);
+      await fleet.addTenants([fresh]);
       fleet.writeMigration(N1, tableMigration("allergen_note"));
-    });
-    after(async () => {
-      await fleet.cleanup();
     });
 
     async function snapshot() {
-      const databases = await query<{ datname: string }>(
-        "postgres",
-        "select datname from pg_database where datname like $1 order by datname",
-        [`${fleet.prefix}\\_%`],
-      );
       return {
-        databases: databases.map((r) => r.datname),
-        a: await batches(a),
-        b: await batches(b),
+        databases: await fleet.databases(),
+        a: await migrationBatches(a),
+        b: await migrationBatches(b),
         locks: [
           await query(a, "select * from knex_migrations_lock"),
           await query(b, "select * from knex_migrations_lock"),
         ],
         history: await historyCount(fleet.catalog),
-        catalog: await query(fleet.catalog, "select name from knex_migrations order by id"),
+        catalog: await appliedMigrations(fleet.catalog),
       };
     }
 
@@ -455,35 +386,28 @@ export async function down(knex) {
     });
 
     it("all --dry-run on a catalog that is not migrated yet lists the catalog migrations and creates nothing", async () => {
-      const bare = await Fleet.create({ migrateCatalog: false });
-      try {
+      await withFleet({ migrateCatalog: false }, async (bare) => {
         const result = await bare.run(["all", "--dry-run", "--json"]);
         assert.equal(result.code, 0, `expected exit 0, got ${result.code}: ${result.stderr}`);
         const json = parseJson<FleetJson>(result.stdout);
         assert.deepEqual(json.catalog, { migrations: BUNDLED_CATALOG });
         assert.deepEqual(json.tenants, []);
-      } finally {
         assert.equal(await tableExists(bare.catalog, "schools"), false, "the dry run created no schools table");
-        await bare.cleanup();
-      }
+      });
     });
   });
 
   describe("--on-error abort", { concurrency: 1 }, () => {
     let fleet: Fleet;
-    before(async () => {
-      fleet = await Fleet.create();
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet((f) => {
+      fleet = f;
     });
 
     it("with --concurrency 1, skips every tenant after the first failure and exits 1", async () => {
-      const dbs = ["one", "two", "three", "four"].map((n) => fleet.db(n));
-      await fleet.addSchools(...dbs.map((database) => ({ name: database, database })));
+      const dbs = fleet.dbs("one", "two", "three", "four");
+      await fleet.addTenants(dbs);
       // The second school's database exists already, with a table in the first migration's way.
-      await query("postgres", `create database ${dbs[1]}`);
-      await query(dbs[1] as string, "create table lunch_week (id int)");
+      await blockFirstMigration(dbs[1]);
 
       const result = await fleet.run(["all", "--on-error", "abort", "--concurrency", "1", "--json"]);
       assert.equal(result.code, 1, result.stderr);
@@ -501,9 +425,9 @@ export async function down(knex) {
       assert.deepEqual(json.tenants[2]?.migrations, []);
       assertSummaryMatches(json);
       assert.equal(json.summary.skipped, 2);
-      assert.ok(await databaseExists(dbs[0] as string));
-      assert.equal(await databaseExists(dbs[2] as string), false, "a skipped tenant is not provisioned");
-      assert.equal(await databaseExists(dbs[3] as string), false);
+      assert.ok(await databaseExists(dbs[0]));
+      assert.equal(await databaseExists(dbs[2]), false, "a skipped tenant is not provisioned");
+      assert.equal(await databaseExists(dbs[3]), false);
 
       // The default (continue) tries every tenant.
       const cont = await fleet.run(["all", "--concurrency", "1", "--json"]);
@@ -519,13 +443,10 @@ export async function down(knex) {
     let fleet: Fleet;
     let dbs: string[];
     let ids: string[];
-    before(async () => {
-      fleet = await Fleet.create();
-      dbs = ["p_one", "p_two", "p_three"].map((n) => fleet.db(n));
-      ids = await fleet.addSchools(...dbs.map((database) => ({ name: database, database })));
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet(async (f) => {
+      fleet = f;
+      dbs = fleet.dbs("p_one", "p_two", "p_three");
+      ids = await fleet.addTenants(dbs);
     });
 
     it("migrate on a tenant that is not provisioned fails it, saying to provision", async () => {
@@ -581,8 +502,8 @@ export async function down(knex) {
     let dbs: Record<string, string>;
     const ghost = "20991231000000_from_another_branch.js";
     const servers = JSON.stringify({ down: "postgres://ops:hunter2-secret@127.0.0.1:1" });
-    before(async () => {
-      fleet = await Fleet.create();
+    useFleet(async (f) => {
+      fleet = f;
       dbs = Object.fromEntries(names.map((n) => [n, fleet.db(n)]));
       await fleet.addSchools(...names.map((n) => ({ name: n, database: dbs[n] as string })));
       const provision = await fleet.run([
@@ -600,14 +521,11 @@ export async function down(knex) {
         "insert into knex_migrations (name, batch, migration_time) values ($1, 2, now())",
         [ghost],
       );
-      await query(dbs.s_locked as string, "update knex_migrations_lock set is_locked = 1");
+      await leaveStaleLock(dbs.s_locked as string);
       await fleet.addSchools(
         { name: "Elsewhere", database: fleet.db("s_elsewhere"), server: "nowhere" },
         { name: "Down", database: fleet.db("s_down"), server: "down" },
       );
-    });
-    after(async () => {
-      await fleet.cleanup();
     });
 
     it("reports every state in --json without crashing", async () => {
@@ -616,7 +534,7 @@ export async function down(knex) {
       assert.doesNotMatch(result.stdout + result.stderr, /hunter2-secret/);
       const json = parseJson<StatusJson>(result.stdout);
       assert.equal(json.latest, SAMPLE[2]);
-      const state = new Map(json.tenants.map((t) => [t.database, t]));
+      const state = byDatabase(json.tenants);
       assert.equal(json.tenants.length, 7);
 
       const none = state.get(dbs.s_none as string);
@@ -689,11 +607,8 @@ export async function down(knex) {
     let fleet: Fleet;
     let made: string;
     let school: string;
-    before(async () => {
-      fleet = await Fleet.create();
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet((f) => {
+      fleet = f;
     });
 
     it("make NAME writes a timestamped migration with up and down in the app folder", async () => {
@@ -706,19 +621,9 @@ export async function down(knex) {
       const match = /^(\d{14})_add_allergens\.js$/.exec(made);
       assert.ok(match, made);
       const stamp = match[1] as string;
-      const when = Date.UTC(
-        Number(stamp.slice(0, 4)),
-        Number(stamp.slice(4, 6)) - 1,
-        Number(stamp.slice(6, 8)),
-        Number(stamp.slice(8, 10)),
-        Number(stamp.slice(10, 12)),
-        Number(stamp.slice(12, 14)),
-      );
-      assert.ok(Math.abs(when - started) < 120_000, `timestamp ${stamp} is now (UTC)`);
+      assert.ok(Math.abs(stampTime(stamp) - started) < 120_000, `timestamp ${stamp} is now (UTC)`);
       assert.match(result.stdout, new RegExp(`created .*${made}`));
-      const source = readFileSync(path.join(fleet.appMigrations, made), "utf8");
-      assert.match(source, /export async function up\(knex\)/);
-      assert.match(source, /export async function down\(knex\)/);
+      assertUpAndDown(path.join(fleet.appMigrations, made));
       assert.ok(made > (SAMPLE[2] as string), "sorts after the existing migrations");
 
       const bad = await fleet.run(["make", "no spaces!"]);
@@ -788,13 +693,13 @@ export async function down(knex) {
     });
 
     it("unlock clears a stale knex lock flag", async () => {
-      await query(school, "update knex_migrations_lock set is_locked = 1");
+      await leaveStaleLock(school);
       const locked = await fleet.run(["status", school, "--json"]);
       assert.equal(parseJson<StatusJson>(locked.stdout).tenants[0]?.state, "locked");
       const result = await fleet.run(["unlock", school]);
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, new RegExp(`${school} \\(id \\d+\\) unlocked`));
-      assert.deepEqual(await query(school, "select is_locked from knex_migrations_lock"), [{ is_locked: 0 }]);
+      assert.deepEqual(await lockFlag(school), [0]);
       const status = await fleet.run(["status", school, "--json"]);
       assert.equal(parseJson<StatusJson>(status.stdout).tenants[0]?.state, "up-to-date");
       const again = await fleet.run(["unlock", school]);
@@ -823,22 +728,18 @@ export async function down(knex) {
     let fleet: Fleet;
     let a: string;
     let b: string;
-    before(async () => {
-      fleet = await Fleet.create();
-      a = fleet.db("known_a");
-      b = fleet.db("known_b");
-      await fleet.addSchools({ name: "A", database: a }, { name: "B", database: b });
+    useFleet(async (f) => {
+      fleet = f;
+      [a, b] = fleet.dbs("known_a", "known_b");
+      await fleet.addTenants([a, b]);
       const result = await fleet.run(["provision", a]);
       assert.equal(result.code, 0, result.stderr);
       fleet.writeMigration("20250101000000_create_allergen_note.js", tableMigration("allergen_note"));
     });
-    after(async () => {
-      await fleet.cleanup();
-    });
 
     it("exits 2, names it, and changes nothing, whatever the command", async () => {
       const ghost = `${fleet.prefix}_no_such_school`;
-      const before = { applied: await batches(a), history: await historyCount(fleet.catalog) };
+      const before = { applied: await migrationBatches(a), history: await historyCount(fleet.catalog) };
       const runs = [
         ["migrate", a, ghost, "--json"],
         ["rollback", a, ghost],
@@ -851,7 +752,7 @@ export async function down(knex) {
         assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
         assert.match(result.stderr, new RegExp(`unknown tenant.*${ghost}`), args.join(" "));
       }
-      assert.deepEqual(await batches(a), before.applied);
+      assert.deepEqual(await migrationBatches(a), before.applied);
       assert.equal(await tableExists(a, "allergen_note"), false);
       assert.equal(await databaseExists(b), false);
       assert.ok(await databaseExists(a));

@@ -1,61 +1,38 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import knexModule from "knex";
 import {
   ANSI,
   appliedMigrations,
   type CliResult,
-  Fleet,
+  type Fleet,
+  type FleetJson,
   parseJson,
   query,
   ROOT,
+  runCli,
+  SAMPLE,
+  type StatusJson,
   tableExists,
   tableMigration,
   urlFor,
+  useFleet,
 } from "./helpers.ts";
 
 const { knex } = knexModule;
-
-const SAMPLE = [
-  "20240101000000_create_lunch_week.js",
-  "20240101000001_create_lunch_day.js",
-  "20240101000002_add_menu.js",
-];
-
-interface FleetJson {
-  ok: boolean;
-  tenants: { id: string; database: string; result: string; migrations: string[]; error?: string }[];
-}
-
-interface StatusJson {
-  latest: string | null;
-  tenants: { id: string; database: string; state: string; applied: string[]; pending: string[] }[];
-}
 
 const KNEX_CLI = path.join(ROOT, "node_modules", "knex", "bin", "cli.js");
 
 /** knex's own CLI, as a developer runs it against one tenant. */
 function runKnexCli(args: string[], cwd: string): Promise<CliResult> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !/^(PG|CATALOG_|APP_MIGRATIONS|TENANT_)/.test(key)) env[key] = value;
-  }
   // The knexfile lives outside the project: tell knex's CLI where knex is installed.
-  env.KNEX_PATH = path.join(ROOT, "node_modules", "knex");
-  env.NO_COLOR = "1";
-  const child = spawn(process.execPath, [KNEX_CLI, ...args], { cwd, env, stdio: "pipe" });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => {
-    stdout += chunk;
+  return runCli(args, {
+    cwd,
+    bin: KNEX_CLI,
+    env: { KNEX_PATH: path.join(ROOT, "node_modules", "knex"), NO_COLOR: "1" },
   });
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
 }
 
 /** Parses `knex migrate:list`: the completed names and the pending files. */
@@ -78,15 +55,10 @@ describe("knex compatibility", { concurrency: 3 }, () => {
   describe("knex's own CLI agrees with tenant-migrate status", { concurrency: 1 }, () => {
     let fleet: Fleet;
     let school: string;
-    before(async () => {
-      fleet = await Fleet.create();
+    useFleet(async (f) => {
+      fleet = f;
       school = fleet.db("knex_cli");
-      await fleet.addSchools({ name: "Knex CLI", database: school }, { name: "Other", database: fleet.db("other") });
-      const result = await fleet.run(["all"]);
-      assert.equal(result.code, 0, result.stderr);
-    });
-    after(async () => {
-      await fleet.cleanup();
+      await fleet.addMigrated([school, fleet.db("other")]);
     });
 
     it("knex migrate:list with a knexfile.cjs lists the same completed and pending migrations", async () => {
@@ -140,11 +112,8 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
 
   describe("a database migrated by a plain knex script", { concurrency: 1 }, () => {
     let fleet: Fleet;
-    before(async () => {
-      fleet = await Fleet.create();
-    });
-    after(async () => {
-      await fleet.cleanup();
+    useFleet((f) => {
+      fleet = f;
     });
 
     it("is up-to-date in status, all leaves it so, and knex keeps working on what tenant-migrate adds", async () => {
@@ -157,7 +126,8 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
       } finally {
         await db.destroy();
       }
-      const knexRows = await query(legacy, "select id, name, batch, migration_time from knex_migrations order by id");
+      const knexRowsOf = () => query(legacy, "select id, name, batch, migration_time from knex_migrations order by id");
+      const knexRows = await knexRowsOf();
       assert.equal(knexRows.length, 3);
       const [id] = await fleet.addSchools({ name: "Legacy", database: legacy });
 
@@ -172,11 +142,7 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
         parseJson<FleetJson>(all.stdout).tenants.map((t) => [t.database, t.result, t.migrations]),
         [[legacy, "up-to-date", []]],
       );
-      assert.deepEqual(
-        await query(legacy, "select id, name, batch, migration_time from knex_migrations order by id"),
-        knexRows,
-        "knex's rows are untouched",
-      );
+      assert.deepEqual(await knexRowsOf(), knexRows, "knex's rows are untouched");
 
       // tenant-migrate's batch goes into knex's own table, which knex reads and rolls back.
       const N1 = "20250101000000_create_allergen_note.js";
@@ -207,15 +173,12 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
   describe("migration file types", { concurrency: 1 }, () => {
     let fleet: Fleet;
     let school: string;
-    before(async () => {
-      fleet = await Fleet.create();
+    useFleet(async (f) => {
+      fleet = f;
       school = fleet.db("types");
       await fleet.addSchools({ name: "Types", database: school });
       const result = await fleet.run(["provision", school]);
       assert.equal(result.code, 0, result.stderr);
-    });
-    after(async () => {
-      await fleet.cleanup();
     });
 
     it("runs .ts (with types, no compile step), .cjs and .mjs migrations, up and down", async () => {

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
-import { ANSI, Fleet, HAS_SCRIPT, parseJson, query, runInTty } from "./helpers.ts";
-
-interface FleetJson {
-  ok: boolean;
-  tenants: { id: string; database: string; result: string; error?: string }[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number };
-}
+import { describe, it } from "node:test";
+import {
+  ANSI,
+  blockFirstMigration,
+  type Fleet,
+  type FleetJson,
+  HAS_SCRIPT,
+  parseJson,
+  runInTty,
+  useFleet,
+} from "./helpers.ts";
 
 const ANSI_ALL = new RegExp(ANSI.source, "g");
 /** SGR sequences that set a colour or style (cursor movement and erasing are not colour). */
@@ -18,22 +21,11 @@ describe("output", () => {
   let ok1: string;
   let ok2: string;
   let broken: string;
-  before(async () => {
-    fleet = await Fleet.create();
-    ok1 = fleet.db("out_one");
-    ok2 = fleet.db("out_two");
-    broken = fleet.db("out_broken");
-    await fleet.addSchools(
-      { name: "One", database: ok1 },
-      { name: "Broken", database: broken },
-      { name: "Two", database: ok2 },
-    );
-    // The broken school's database holds a table in the first migration's way.
-    await query("postgres", `create database ${broken}`);
-    await query(broken, "create table lunch_week (id int)");
-  });
-  after(async () => {
-    await fleet.cleanup();
+  useFleet(async (f) => {
+    fleet = f;
+    [ok1, broken, ok2] = fleet.dbs("out_one", "out_broken", "out_two");
+    await fleet.addTenants([ok1, broken, ok2]);
+    await blockFirstMigration(broken);
   });
 
   it("piped: no ANSI codes, one line per tenant naming it, failed lines carry the error", async () => {

@@ -7,17 +7,21 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { appliedMigrations, databaseExists, Fleet, parseJson, query, urlFor } from "./helpers.ts";
+import {
+  appliedMigrations,
+  byDatabase,
+  databaseExists,
+  databasesLike,
+  Fleet,
+  type FleetJson,
+  parseJson,
+  query,
+  urlFor,
+} from "./helpers.ts";
 
 interface Role {
   name: string;
   password: string;
-}
-
-interface FleetJson {
-  ok: boolean;
-  tenants: { id: string; database: string; result: string; migrations: string[]; error?: string }[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number };
 }
 
 /** Connects to `database` as `role`; resolves to current_user, rejects with PostgreSQL's error. */
@@ -28,22 +32,6 @@ async function connectAs(database: string, role: Role): Promise<string> {
   try {
     const { rows } = await client.query<{ user: string }>("select current_user as user");
     return rows[0]?.user as string;
-  } finally {
-    await client.end();
-  }
-}
-
-/** Plain SQL against the catalog as the role, the way a user adds schools by hand. */
-async function sqlAs<T extends pg.QueryResultRow>(
-  database: string,
-  role: Role,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: urlFor(database, role) });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
   } finally {
     await client.end();
   }
@@ -107,11 +95,14 @@ describe("a password role on the user's own PostgreSQL", () => {
     assert.equal(await tableOwner(fleet.catalog, "schools"), owner.name);
     assert.equal(await tableOwner(fleet.catalog, "knex_migrations"), owner.name);
 
+    // Plain SQL as the role, the way a user adds schools by hand.
     for (const school of schools) {
-      await sqlAs(fleet.catalog, owner, "insert into schools (school_name, school_database) values ($1, $2)", [
-        `${school} school`,
-        fleet.db(school),
-      ]);
+      await query(
+        fleet.catalog,
+        "insert into schools (school_name, school_database) values ($1, $2)",
+        [`${school} school`, fleet.db(school)],
+        owner,
+      );
     }
 
     const all = await fleet.run(["all", "--json"]);
@@ -141,25 +132,25 @@ describe("a password role on the user's own PostgreSQL", () => {
   it("fails a hostile row alone (exit 1) while the others succeed", async () => {
     const newcomer = fleet.db("newcomer");
     const hostileName = `${fleet.prefix}"; drop database "${fleet.catalog}"; --`;
-    const [hostile] = await sqlAs<{ id: string }>(
+    const [hostile] = await query<{ id: string }>(
       fleet.catalog,
-      owner,
       "insert into schools (school_name, school_database) values ('Hostile', $1) returning school_id::text as id",
       [hostileName],
+      owner,
     );
-    await sqlAs(fleet.catalog, owner, "insert into schools (school_name, school_database) values ('New', $1)", [
-      newcomer,
-    ]);
-    const databasesBefore = await query<{ n: number }>(
-      "postgres",
-      "select count(*)::int as n from pg_database where datname like $1",
-      [`${fleet.prefix}%`],
+    await query(
+      fleet.catalog,
+      "insert into schools (school_name, school_database) values ('New', $1)",
+      [newcomer],
+      owner,
     );
+    // Any name under the prefix, the hostile one too: not only this fleet's own `${prefix}_` databases.
+    const databasesBefore = await databasesLike(`${fleet.prefix}%`);
 
     const result = await fleet.run(["all", "--json"]);
     assert.equal(result.code, 1, result.stderr);
     const json = parseJson<FleetJson>(result.stdout);
-    const byDb = new Map(json.tenants.map((t) => [t.database, t]));
+    const byDb = byDatabase(json.tenants);
     assert.equal(byDb.get(hostileName)?.result, "failed");
     assert.equal(byDb.get(hostileName)?.id, hostile?.id);
     assert.match(
@@ -172,13 +163,9 @@ describe("a password role on the user's own PostgreSQL", () => {
 
     assert.ok(await databaseExists(fleet.catalog), "the catalog is still there");
     assert.equal(await databaseOwner(newcomer), owner.name);
-    const databasesAfter = await query<{ n: number }>(
-      "postgres",
-      "select count(*)::int as n from pg_database where datname like $1",
-      [`${fleet.prefix}%`],
-    );
-    assert.equal(databasesAfter[0]?.n, (databasesBefore[0]?.n ?? 0) + 1, "only the newcomer's database was created");
-    await sqlAs(fleet.catalog, owner, "delete from schools where school_id = $1", [hostile?.id]);
+    const databasesAfter = await databasesLike(`${fleet.prefix}%`);
+    assert.equal(databasesAfter.length, databasesBefore.length + 1, "only the newcomer's database was created");
+    await query(fleet.catalog, "delete from schools where school_id = $1", [hostile?.id], owner);
   });
 
   it("a wrong password exits 2 without printing it", async () => {
@@ -216,11 +203,11 @@ describe("a password role on the user's own PostgreSQL", () => {
   it("TENANT_MIGRATE_APP_ROLE (or --app-role) lets the app role connect to databases provisioned with it", async () => {
     const withEnv = fleet.db("app_env");
     const withFlag = fleet.db("app_flag");
-    await sqlAs(
+    await query(
       fleet.catalog,
-      owner,
       "insert into schools (school_name, school_database) values ('App env', $1), ('App flag', $2)",
       [withEnv, withFlag],
+      owner,
     );
 
     const provision = await fleet.run(["provision", withEnv], { env: { TENANT_MIGRATE_APP_ROLE: app.name } });

