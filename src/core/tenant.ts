@@ -100,7 +100,9 @@ function unknownMigrationsError(unknown: string[]): Error {
 export async function migrateTenant(job: TenantJob, options: { provision: boolean }): Promise<TenantOutcome> {
   const { tenant, placement, folder } = job;
   let created = false;
-  const state = await peek(placement.settings);
+  // A fresh fleet: databases known to be missing skip the connection attempt that would only say so.
+  const missing = options.provision && (await job.admin.knownMissing(placement.admin, tenant.database));
+  const state: Peek = missing ? { exists: false } : await peek(placement.settings);
   if (!state.exists) {
     if (!options.provision) {
       throw new Error(`database "${tenant.database}" does not exist: run \`tenant-migrate provision ${tenant.id}\``);
@@ -286,13 +288,18 @@ async function clearStaleKnexLock(db: Knex | pg.Client): Promise<boolean> {
   }
 }
 
+function adminKey(settings: ConnectionSettings): string {
+  return `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
+}
+
 /** Administrative connections per server (CREATE/DROP DATABASE), pooled for the run. */
 export class AdminPools {
   private readonly pools = new Map<string, pg.Pool>();
+  private readonly databases = new Map<string, Promise<Set<string> | undefined>>();
   constructor(private readonly size: number) {}
 
   get(settings: ConnectionSettings): pg.Pool {
-    const key = `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
+    const key = adminKey(settings);
     let pool = this.pools.get(key);
     if (!pool) {
       pool = new pg.Pool({
@@ -304,6 +311,25 @@ export class AdminPools {
       this.pools.set(key, pool);
     }
     return pool;
+  }
+
+  /**
+   * Whether `database` was absent when this run first looked (one query per
+   * server per run); false when unknown. A database created since is found
+   * by ensureDatabase, so a stale answer costs nothing but that check.
+   */
+  async knownMissing(settings: ConnectionSettings, database: string): Promise<boolean> {
+    const key = adminKey(settings);
+    let names = this.databases.get(key);
+    if (!names) {
+      names = this.get(settings)
+        .query<{ datname: string }>("select datname from pg_database where datallowconn")
+        .then((result) => new Set(result.rows.map((r) => r.datname)))
+        .catch(() => undefined);
+      this.databases.set(key, names);
+    }
+    const known = await names;
+    return known !== undefined && !known.has(database);
   }
 
   async close(): Promise<void> {
