@@ -118,7 +118,7 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
     if (pending.length === 0 && (!state.knexLocked || job.dryRun)) return { result: "up-to-date", migrations: [] };
     if (job.dryRun) return { result: "migrated", migrations: pending };
   }
-  const migrations = await withTenantLock(job, (db) => runLatest(db, job));
+  const migrations = await withTenantLock(job, (db) => runLatest(db, job), { fresh: created });
   if (created) return { result: "provisioned", migrations };
   return {
     result: migrations.length > 0 ? "migrated" : "up-to-date",
@@ -202,22 +202,26 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     // Re-plan under the lock: another run may have changed the tenant meanwhile.
     const toUndo = planRollback(await readApplied(db), mode);
     if (toUndo.length === 0) return [];
+    const undone: string[] = [];
+    const config = {
+      migrationSource: job.folder,
+      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+        if (!migration) return;
+        undone.push(migration.name);
+        job.emit({ type: "migration", tenant: job.tenant, name: migration.name, direction: "down" });
+      },
+    } as Knex.MigratorConfig;
+    // knex's rollback undoes a whole batch per call (one lock and one set of checks); --to goes file by file.
     const undo = async (trx: Knex) => {
-      for (const name of toUndo) {
-        const [, log] = await trx.migrate.down({
-          migrationSource: job.folder,
-          name,
-        } as Knex.MigratorConfig);
-        for (const undone of log as string[]) {
-          job.emit({
-            type: "migration",
-            tenant: job.tenant,
-            name: undone,
-            direction: "down",
-          });
-        }
+      if (mode.kind === "to") {
+        for (const name of toUndo) await trx.migrate.down({ ...config, name });
+      } else if (mode.kind === "all") {
+        await trx.migrate.rollback(config, true);
+      } else {
+        const batches = mode.kind === "steps" ? mode.steps : 1;
+        for (let i = 0; i < batches && undone.length < toUndo.length; i++) await trx.migrate.rollback(config);
       }
-      return toUndo;
+      return undone;
     };
     if (await everyMigrationTransactional(job.folder, toUndo)) return db.transaction(undo);
     return undo(db);
@@ -241,11 +245,16 @@ async function everyMigrationTransactional(folder: MigrationFolder, names: strin
  * Waits for another run (bounded by lockTimeoutMs); once held, a knex lock
  * flag that is still set was left by a process that is gone, and is cleared.
  */
-async function withTenantLock<T>(job: TenantJob, fn: (db: Knex) => Promise<T>): Promise<T> {
+async function withTenantLock<T>(
+  job: TenantJob,
+  fn: (db: Knex) => Promise<T>,
+  options: { fresh?: boolean } = {},
+): Promise<T> {
   return withKnex(job.placement.settings, async (db) => {
     await acquireTenantLock(db, job);
     try {
-      const cleared = await clearStaleKnexLock(db);
+      // A database this run just created has no knex tables to clear.
+      const cleared = !options.fresh && (await clearStaleKnexLock(db));
       if (cleared) {
         job.emit({
           type: "notice",
