@@ -40,7 +40,6 @@ export {
 } from "./core/connection.js";
 export {
   ConfigError,
-  InterruptedError,
   TenantMigrateError,
   UsageError,
 } from "./core/errors.js";

@@ -541,7 +541,12 @@ describe("configuration and catalog errors through the CLI", () => {
         const result = await fresh.run(args);
         assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
         assert.match(result.stderr, /tenant-migrate catalog migrate/);
-        if (args.includes("--json")) assert.equal(result.stdout, "");
+        if (args.includes("--json")) {
+          // Even a run that cannot start prints its one JSON document.
+          const doc = parseJson<{ ok: boolean; error: string }>(result.stdout);
+          assert.equal(doc.ok, false);
+          assert.match(doc.error, /tenant-migrate catalog migrate/);
+        }
       }
       assert.equal(await tableExists(fresh.catalog, "schools"), false);
       assert.equal(await tableExists(fresh.catalog, "tenant_migrate_history"), false);

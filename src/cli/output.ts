@@ -39,7 +39,9 @@ export class Output {
 
   /** The one JSON document of a --json run. */
   document(value: unknown): void {
-    this.stdout.write(`${redact(JSON.stringify(value, null, 2))}\n`);
+    // Masked value by value: a secret escaped inside JSON text would no longer match.
+    const text = JSON.stringify(value, (_key, v) => (typeof v === "string" ? redact(v) : v), 2);
+    this.stdout.write(`${text}\n`);
   }
 
   /** Loads ora only when a spinner will show: pipelines never pay for it. */

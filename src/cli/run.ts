@@ -23,8 +23,12 @@ export async function runAction(
     });
     process.exitCode = options.needsServer === false ? await action(config) : await withServer(config, action);
   } catch (error) {
-    const output = new Output(false);
-    output.note(`${output.err.red("error")}: ${redact(messageOf(error))}`);
+    const json = command.opts().json === true;
+    const output = new Output(json);
+    const message = redact(messageOf(error));
+    output.note(`${output.err.red("error")}: ${message}`);
+    // --json promises one document on stdout, also when the run could not start.
+    if (json) output.document({ ok: false, error: message });
     process.exitCode = error instanceof TenantMigrateError ? error.exitCode : 1;
   }
 }

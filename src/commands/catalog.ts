@@ -22,7 +22,7 @@ export async function migrateCatalog(options: CommandOptions & { dryRun?: boolea
       `the catalog has applied migrations that no file in ${folder.dir} matches: ${unknown.join(", ")} (is --catalog-migrations the right folder?)`,
     );
   }
-  if (folder.names.every((name) => applied.has(name)) && [...applied].every((name) => folder.has(name))) {
+  if (folder.names.every((name) => applied.has(name))) {
     return { migrations: [] };
   }
   return withCatalogMigrator(options.config, async (db) => {

@@ -9,9 +9,10 @@ import {
   withCatalog,
 } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
+import { serverKey } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
 import { startEmbedded } from "../core/embedded.js";
-import { UsageError } from "../core/errors.js";
+import { describeError, UsageError } from "../core/errors.js";
 import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/fleet.js";
 import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
@@ -67,19 +68,27 @@ export function chooseTenants(all: Tenant[], options: FleetCommandOptions): Tena
   return named.filter((t) => shardOf(t.id, shard.count) === shard.index);
 }
 
+/** Databases that are never a tenant's, whatever a catalog row says. */
+function reservedDatabases(config: Config): Set<string> {
+  return new Set(["postgres", "template0", "template1", config.catalog?.database ?? config.catalogDatabase]);
+}
+
 /**
  * Why a catalog row cannot be worked on, checked before any SQL reaches its
- * database: a bad name, a database named by two rows, an unknown server.
+ * database: a bad or reserved name, a database named by two rows.
  */
-export function rowProblems(all: Tenant[]): Map<string, string> {
+export function rowProblems(all: Tenant[], config: Config): Map<string, string> {
   const problems = new Map<string, string>();
+  const reserved = reservedDatabases(config);
   const seen = new Map<string, Tenant[]>();
   for (const tenant of all) {
     const key = `${tenant.server ?? ""}\u0000${tenant.database}`;
     seen.set(key, [...(seen.get(key) ?? []), tenant]);
   }
   for (const tenant of all) {
-    const problem = databaseNameProblem(tenant.database);
+    const problem = reserved.has(tenant.database)
+      ? `database "${tenant.database}" is the catalog's or the server's own, never a tenant's`
+      : databaseNameProblem(tenant.database);
     if (problem) {
       problems.set(tenant.id, `school ${tenant.id}: ${problem}`);
       continue;
@@ -128,8 +137,8 @@ export async function runFleetCommand(
     const allTenants = (await loadTenants(catalog, extra.catalogMayBeEmpty === true)) ?? [];
     let tenants = chooseTenants(allTenants, options);
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
-    const problems = rowProblems(allTenants);
-    const history = options.dryRun ? undefined : await HistoryRecorder.start(catalog, command, tenants);
+    const problems = rowProblems(allTenants, config);
+    const history = options.dryRun ? undefined : await startHistory(catalog, command, tenants, emit);
     const admin = new AdminPools(config.concurrency);
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
@@ -176,7 +185,7 @@ export async function runFleetCommand(
           onEvent: emit,
           serverOf: (tenant) => {
             const placement = placements.get(tenant);
-            return placement instanceof Error || !placement ? "?" : placement.serverName;
+            return placement instanceof Error || !placement ? "?" : serverKey(placement.admin);
           },
           onResult: history ? (result) => history.record(result) : undefined,
         },
@@ -188,9 +197,28 @@ export async function runFleetCommand(
   });
 }
 
-export function requireSelection(names: string[] | undefined, allFlag: boolean, what: string): void {
-  if ((names?.length ?? 0) === 0 && !allFlag) throw new UsageError(what);
-  if ((names?.length ?? 0) > 0 && allFlag) {
-    throw new UsageError("name tenants or use the all-tenants flag, not both");
+/** History is bookkeeping: a catalog role that cannot create its table still migrates, with a notice. */
+async function startHistory(
+  catalog: pg.Client,
+  command: string,
+  tenants: Tenant[],
+  emit: EmitEvent,
+): Promise<HistoryRecorder | undefined> {
+  try {
+    return await HistoryRecorder.start(catalog, command, tenants);
+  } catch (error) {
+    emit({ type: "notice", message: `run history is not recorded: ${describeError(error)}` });
+    return undefined;
   }
+}
+
+/** Tenants named, or the command's all-of-them flag (`flag`), exactly one of the two. */
+export function requireSelection(
+  names: string[] | undefined,
+  all: { flag: string; set: boolean } | null,
+  what: string,
+): void {
+  const named = (names?.length ?? 0) > 0;
+  if (!named && !all?.set) throw new UsageError(what);
+  if (named && all?.set) throw new UsageError(`name tenants or use ${all.flag}, not both`);
 }

@@ -7,7 +7,7 @@ import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
 export async function dropTenants(
   options: CommandOptions & { tenants: string[]; yes?: boolean },
 ): Promise<SimpleResult> {
-  requireSelection(options.tenants, false, "name the tenants whose databases to drop");
+  requireSelection(options.tenants, null, "name the tenants whose databases to drop");
   if (!options.yes) {
     throw new UsageError(
       `refusing to drop ${options.tenants.join(", ")} without --yes: dropping a database deletes its data`,

@@ -26,7 +26,7 @@ export async function forEachNamedTenant(
 ): Promise<SimpleResult> {
   return withCatalog(options.config, async (catalog) => {
     const all = await loadTenants(catalog);
-    const problems = rowProblems(all);
+    const problems = rowProblems(all, options.config);
     const results: SimpleTenantResult[] = [];
     for (const tenant of selectTenants(all, options.tenants)) {
       const base = { id: tenant.id, name: tenant.name, database: tenant.database };

@@ -12,7 +12,11 @@ export interface ProvisionOptions extends FleetCommandOptions {
 
 /** Creates each tenant's database if it is missing, then migrates it to latest. */
 export function provisionTenants(options: ProvisionOptions): Promise<FleetResult> {
-  requireSelection(options.tenants, options.missing === true, "name the tenants to provision, or use --missing");
+  requireSelection(
+    options.tenants,
+    { flag: "--missing", set: options.missing === true },
+    "name the tenants to provision, or use --missing",
+  );
   return runFleetCommand(
     "provision",
     options,

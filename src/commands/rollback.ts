@@ -18,7 +18,7 @@ export interface RollbackOptions extends FleetCommandOptions {
 export function rollbackTenants(options: RollbackOptions): Promise<FleetResult> {
   requireSelection(
     options.tenants,
-    options.allTenants === true,
+    { flag: "--all-tenants", set: options.allTenants === true },
     "rollback needs tenant names or --all-tenants (it never rolls back the whole fleet by default)",
   );
   const mode = rollbackMode(options);

@@ -1,4 +1,5 @@
 import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
+import { serverKey } from "../core/connection.js";
 import { runBounded } from "../core/fleet.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 import { inspectTenant, type TenantStatus } from "../core/tenant.js";
@@ -16,7 +17,7 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
   return withCatalog(config, async (catalog) => {
     const all = await loadTenants(catalog);
     const tenants = chooseTenants(all, options);
-    const problems = rowProblems(all);
+    const problems = rowProblems(all, config);
     const statuses = new Map<string, TenantStatus>();
     await runBounded(
       tenants,
@@ -48,7 +49,13 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
       },
       {
         concurrency: config.concurrency,
-        serverOf: (tenant) => tenant.server ?? "catalog",
+        serverOf: (tenant) => {
+          try {
+            return serverKey(placeTenant(config, tenant).admin);
+          } catch {
+            return "?";
+          }
+        },
       },
     );
     return {

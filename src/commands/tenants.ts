@@ -54,7 +54,7 @@ export async function listTenants(options: CommandOptions): Promise<TenantListEn
 async function databasesOn(admin: ConnectionSettings): Promise<Set<string> | Error> {
   try {
     return await withClient(admin, async (client: pg.Client) => {
-      const { rows } = await client.query<{ datname: string }>("select datname from pg_database");
+      const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datallowconn");
       return new Set(rows.map((r) => r.datname));
     });
   } catch (error) {

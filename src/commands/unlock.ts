@@ -7,6 +7,6 @@ import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
  * holds is refused, so a running migration is never unlocked under its feet.
  */
 export async function unlockTenants(options: CommandOptions & { tenants: string[] }): Promise<SimpleResult> {
-  requireSelection(options.tenants, false, "name the tenants to unlock");
+  requireSelection(options.tenants, null, "name the tenants to unlock");
   return forEachNamedTenant(options, (placement, database) => unlockTenant(placement.settings, database));
 }

@@ -56,6 +56,16 @@ export function catalogConnectError(settings: ConnectionSettings, error: unknown
 export async function loadTenants(client: pg.Client): Promise<Tenant[]>;
 export async function loadTenants(client: pg.Client, missingOk: boolean): Promise<Tenant[] | null>;
 export async function loadTenants(client: pg.Client, missingOk = false): Promise<Tenant[] | null> {
+  try {
+    return await readSchools(client, missingOk);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    // A catalog that cannot be read is a catalog error: exit 2, nothing changed.
+    throw new UsageError(`cannot read the catalog's schools table: ${describeError(error)}`, { cause: error });
+  }
+}
+
+async function readSchools(client: pg.Client, missingOk: boolean): Promise<Tenant[] | null> {
   const { rows: columns } = await client.query<{ column_name: string }>(
     `select column_name from information_schema.columns
       where table_name = 'schools' and table_schema = any (current_schemas(false))`,

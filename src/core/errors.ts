@@ -23,11 +23,6 @@ export class ConfigError extends UsageError {
   }
 }
 
-/** The run was interrupted by SIGINT/SIGTERM (exit 130). */
-export class InterruptedError extends TenantMigrateError {
-  override readonly exitCode: number = 130;
-}
-
 /** PostgreSQL's error fields worth showing: code, detail, hint. */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);

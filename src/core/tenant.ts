@@ -130,7 +130,10 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
 async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
   const completed: string[] = [];
   let current: string | undefined;
-  const allTransactional = await everyMigrationTransactional(job.folder, job.folder.names);
+  // knex runs the batch in one transaction when every *pending* migration allows it: decide the same way.
+  const applied = new Set((await readApplied(db)).map((m) => m.name));
+  const pending = job.folder.names.filter((name) => !applied.has(name));
+  const allTransactional = await everyMigrationTransactional(job.folder, pending);
   try {
     const [, log] = await db.migrate.latest({
       migrationSource: job.folder,
@@ -203,8 +206,12 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     const toUndo = planRollback(await readApplied(db), mode);
     if (toUndo.length === 0) return [];
     const undone: string[] = [];
+    let current: string | undefined;
     const config = {
       migrationSource: job.folder,
+      beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+        current = migration?.name;
+      },
       afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
         undone.push(migration.name);
@@ -223,8 +230,14 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
       }
       return undone;
     };
-    if (await everyMigrationTransactional(job.folder, toUndo)) return db.transaction(undo);
-    return undo(db);
+    const oneTransaction = await everyMigrationTransactional(job.folder, toUndo);
+    try {
+      return oneTransaction ? await db.transaction(undo) : await undo(db);
+    } catch (error) {
+      // In one transaction nothing stayed rolled back; otherwise what knex finished did.
+      const where = current ? `rollback of ${current} failed: ` : "";
+      throw new TenantWorkError(`${where}${describeError(error)}`, oneTransaction ? [] : undone, { cause: error });
+    }
   });
   return rolledBack.length > 0
     ? { result: "rolled-back", migrations: rolledBack }
@@ -361,6 +374,7 @@ export async function ensureDatabase(job: TenantJob): Promise<boolean> {
   const client = await job.admin.get(job.placement.admin).connect();
   const database = job.tenant.database;
   const name = quoteIdent(database);
+  let failure: Error | undefined;
   try {
     await client.query("select pg_advisory_lock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]);
     const { rows } = await client.query<{ datallowconn: boolean }>(
@@ -387,10 +401,12 @@ export async function ensureDatabase(job: TenantJob): Promise<boolean> {
     return created;
   } catch (error) {
     await client.query("rollback").catch(() => {});
+    failure = error as Error;
     throw error;
   } finally {
     await client.query("select pg_advisory_unlock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]).catch(() => {});
-    client.release();
+    // A connection that failed is not handed to the next tenant.
+    client.release(failure);
   }
 }
 
