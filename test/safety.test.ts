@@ -250,6 +250,17 @@ describe("locks held by another run, and transient faults", () => {
       );
       assert.equal(await tableExists(database, "more"), false);
 
+      // SIGTERM ends a wait at once: the tenant had not started, so it is skipped.
+      const interrupted = fleet.start(["migrate", "--lock-timeout", "60s", "--json"]);
+      await waitFor(() => interrupted.output().stderr.includes("waiting (up to 60 s)"), 20_000, "wait");
+      const sent = Date.now();
+      interrupted.child.kill("SIGTERM");
+      const stopped = await interrupted.done;
+      assert.equal(stopped.code, 130, stopped.stderr);
+      assert.ok(Date.now() - sent < 10_000, "it did not wait out the lock timeout");
+      assert.equal(parseJson<FleetJson>(stopped.stdout).tenants[0]?.result, "skipped");
+      assert.equal(await tableExists(database, "more"), false);
+
       const waiting = fleet.start(["migrate", "--lock-timeout", "30s"]);
       await waitFor(() => waiting.output().stderr.includes("another run is working on it; waiting"), 20_000, "wait");
       await holder.query("select pg_advisory_unlock($1::bigint)", [TENANT_LOCK_KEY]);

@@ -23,18 +23,20 @@ export function addGlobalOptions(program: Command): Command {
 }
 
 /** Options of the fleet commands. */
-export function addFleetOptions(command: Command, what: { dryRun?: boolean } = {}): Command {
+/** Options of the fleet commands; `changes: false` (status) leaves out those about changing tenants. */
+export function addFleetOptions(command: Command, what: { changes?: boolean } = {}): Command {
   command
+    .option("--json", "print one JSON document on stdout")
+    .option("--shard <i/n>", "take only the i-th of n stable, disjoint slices of the tenants", parseShard);
+  if (what.changes === false) return command;
+  return command
     .addOption(
       new Option("--on-error <mode>", "after a tenant fails: continue with the others, or abort")
         .choices(["continue", "abort"])
         .default("continue"),
     )
-    .option("--json", "print one JSON document on stdout")
-    .option("--shard <i/n>", "take only the i-th of n stable, disjoint slices of the tenants", parseShard)
-    .option("--canary <n>", "run n tenants first; if one fails, skip the rest", parsePositive("--canary"));
-  if (what.dryRun !== false) command.option("--dry-run", "say what would run; change nothing");
-  return command;
+    .option("--canary <n>", "run n tenants first; if one fails, skip the rest", parsePositive("--canary"))
+    .option("--dry-run", "say what would run; change nothing");
 }
 
 export function parseShard(value: string): { index: number; count: number } {

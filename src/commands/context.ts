@@ -164,6 +164,7 @@ export async function runFleetCommand(
             lockTimeoutMs: config.lockTimeoutMs,
             appRole: config.appRole,
             emit: context.emit,
+            signal: context.signal,
             dryRun: options.dryRun === true,
           };
           return withRetries(() => work(job), {

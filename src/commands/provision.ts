@@ -50,7 +50,7 @@ async function onlyMissing(run: FleetRun): Promise<Tenant[]> {
     const existing = await withClient(group.settings, async (client) => {
       const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datallowconn");
       return new Set(rows.map((r) => r.datname));
-    });
+    }).catch(() => new Set<string>()); // a server that cannot be asked: its tenants are tried, and fail alone
     missing.push(...group.tenants.filter((t) => !existing.has(t.database)));
   }
   const order = new Map(run.tenants.map((t, i) => [t, i]));

@@ -162,13 +162,13 @@ export async function withCatalogMigrator<T>(
   return withKnex(settings, async (db) => {
     // Several pipelines may migrate the catalog at once: take turns. This is
     // also the first query, so a failure here is a failure to connect.
-    let acquired: boolean;
+    let lock: Awaited<ReturnType<typeof acquireAdvisoryLock>>;
     try {
-      acquired = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
+      lock = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
     } catch (error) {
       throw catalogConnectError(settings, error);
     }
-    if (!acquired) {
+    if (lock !== "acquired") {
       throw new UsageError(
         `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
       );

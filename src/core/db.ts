@@ -111,14 +111,17 @@ export async function acquireAdvisoryLock(
   key: number,
   timeoutMs: number,
   onWait: () => void,
-): Promise<boolean> {
+  signal?: AbortSignal,
+): Promise<"acquired" | "timed-out" | "interrupted"> {
   const deadline = Date.now() + timeoutMs;
   let waited = false;
   for (let delay = 25; ; delay = Math.min(delay * 2, 500)) {
     const { rows } = await db.raw("select pg_try_advisory_lock(?) as ok", [key]);
-    if (rows[0]?.ok) return true;
+    if (rows[0]?.ok) return "acquired";
+    // An interrupt ends the wait: nothing has started, so nothing needs finishing.
+    if (signal?.aborted) return "interrupted";
     const left = deadline - Date.now();
-    if (left <= 0) return false;
+    if (left <= 0) return "timed-out";
     if (!waited) {
       waited = true;
       onWait();

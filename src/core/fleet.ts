@@ -62,6 +62,9 @@ export interface TenantOutcome {
   migrations: string[];
 }
 
+/** Thrown by tenant work that stopped before changing anything (an interrupt): the result is `skipped`. */
+export class TenantSkipped extends Error {}
+
 export interface TenantWorkContext {
   emit: EmitEvent;
   signal: AbortSignal;
@@ -120,13 +123,14 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
         migrations: outcome.migrations,
       };
     } catch (error) {
-      result = {
-        ...baseResult(tenant, "failed", 0),
-        error: redact(describeError(error)),
-      };
-      const partial = (error as { migrations?: unknown }).migrations;
-      if (Array.isArray(partial)) result.migrations = partial as string[];
-      if (options.onError === "abort") stopStarting = true;
+      if (error instanceof TenantSkipped) {
+        result = baseResult(tenant, "skipped", 0);
+      } else {
+        result = { ...baseResult(tenant, "failed", 0), error: redact(describeError(error)) };
+        const partial = (error as { migrations?: unknown }).migrations;
+        if (Array.isArray(partial)) result.migrations = partial as string[];
+        if (options.onError === "abort") stopStarting = true;
+      }
     }
     result.ms = Math.round(performance.now() - t0);
     results.set(tenant, result);

@@ -4,7 +4,7 @@ import type { Tenant, TenantPlacement } from "./catalog.js";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { acquireAdvisoryLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
-import type { EmitEvent, TenantOutcome } from "./fleet.js";
+import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
 import type { MigrationFolder } from "./migration-folder.js";
 
@@ -29,6 +29,8 @@ export interface TenantJob {
   lockTimeoutMs: number;
   appRole: string | undefined;
   emit: EmitEvent;
+  /** Aborted on SIGINT/SIGTERM: a tenant still waiting for another run's lock gives up, as `skipped`. */
+  signal?: AbortSignal | undefined;
   dryRun: boolean;
 }
 
@@ -284,14 +286,21 @@ async function withTenantLock<T>(
 
 async function acquireTenantLock(db: Knex, job: TenantJob): Promise<void> {
   const seconds = Math.round(job.lockTimeoutMs / 1000);
-  const acquired = await acquireAdvisoryLock(db, TENANT_LOCK_KEY, job.lockTimeoutMs, () =>
-    job.emit({
-      type: "notice",
-      tenant: job.tenant,
-      message: `${job.tenant.database}: another run is working on it; waiting (up to ${seconds} s)`,
-    }),
+  const lock = await acquireAdvisoryLock(
+    db,
+    TENANT_LOCK_KEY,
+    job.lockTimeoutMs,
+    () =>
+      job.emit({
+        type: "notice",
+        tenant: job.tenant,
+        message: `${job.tenant.database}: another run is working on it; waiting (up to ${seconds} s)`,
+      }),
+    job.signal,
   );
-  if (!acquired) {
+  if (lock === "interrupted")
+    throw new TenantSkipped(`${job.tenant.database}: interrupted while waiting for another run`);
+  if (lock === "timed-out") {
     throw new Error(
       `another tenant-migrate run is working on ${job.tenant.database}; gave up after waiting ${seconds} s (--lock-timeout)`,
     );

@@ -12,7 +12,7 @@ export function registerStatus(program: Command): void {
       .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
       .option("--check", "exit 1 when any tenant is not up to date (for CI gates)")
       .description("per tenant: applied and pending migrations, and its state"),
-    { dryRun: false },
+    { changes: false },
   ).action(async (tenants: string[], flags: FleetFlags & { check?: boolean }, command: Command) => {
     await runAction(command, async (config) => {
       const output = new Output(flags.json === true);
