@@ -85,7 +85,15 @@ describe("a password role on the user's own PostgreSQL", () => {
   after(async () => {
     await fleet.cleanup();
     for (const r of [owner, stranger, app]) {
-      if (r) await query("postgres", `drop role if exists "${r.name}"`);
+      if (!r) continue;
+      // The role owns the template database its provisioning built.
+      const owned = await query<{ datname: string }>(
+        "postgres",
+        "select datname from pg_database where datdba = (select oid from pg_roles where rolname = $1)",
+        [r.name],
+      );
+      for (const { datname } of owned) await query("postgres", `drop database "${datname}" with (force)`);
+      await query("postgres", `drop role if exists "${r.name}"`);
     }
   });
 

@@ -10,9 +10,12 @@ import {
   type Fleet,
   type FleetJson,
   parseJson,
+  query,
+  SAMPLE,
   type SecondServer,
   type StatusJson,
   startSecondServer,
+  tableExists,
   tableMigration,
   useFleet,
 } from "./helpers.ts";
@@ -53,6 +56,64 @@ describe("--shard I/N", () => {
       assert.equal(result.code, 2, `${bad}: ${result.stderr}`);
       assert.match(result.stderr, /--shard/);
     }
+  });
+});
+
+describe("provisioning from a template database", () => {
+  let fleet: Fleet;
+  useFleet((f) => {
+    fleet = f;
+  });
+
+  const times = (database: string) =>
+    query<{ name: string; t: string }>(
+      database,
+      "select name, migration_time::text as t from knex_migrations order by id",
+    );
+
+  it("copies new schools from a closed template that has every migration, built once per migration set", async () => {
+    const [a, b] = fleet.dbs("tpl_a", "tpl_b");
+    await fleet.addTenants([a, b]);
+    const result = await fleet.run(["all", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    for (const tenant of parseJson<FleetJson>(result.stdout).tenants) {
+      assert.equal(tenant.result, "provisioned");
+      assert.deepEqual(tenant.migrations, SAMPLE);
+    }
+    const templates = await query<{ datname: string }>(
+      "postgres",
+      "select datname from pg_database where datname like 'tenant_migrate_template_%' and not datallowconn",
+    );
+    assert.ok(templates.length >= 1, "a finished template exists, closed to connections");
+    // Copies carry the template's knex_migrations rows, times included: both schools agree to the microsecond.
+    assert.deepEqual(await times(a), await times(b));
+    assert.deepEqual(
+      (await times(a)).map((r) => r.name),
+      SAMPLE,
+    );
+    assert.ok(await tableExists(a, "menu_item"));
+
+    // --no-template: the school runs its migrations itself (its own times).
+    const [c] = fleet.dbs("tpl_c");
+    await fleet.addTenants([c]);
+    const plain = await fleet.run(["all", "--no-template", "--json"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(
+      (await times(c)).map((r) => r.name),
+      SAMPLE,
+    );
+    assert.notDeepEqual(await times(c), await times(a));
+
+    // A new migration set gets a new template; copies of it have the new file too.
+    fleet.writeMigration("20240701000000_extra.js", tableMigration("extra"));
+    const [d] = fleet.dbs("tpl_d");
+    await fleet.addTenants([d]);
+    const next = await fleet.run(["all", "--json"]);
+    assert.equal(next.code, 0, next.stderr);
+    const dResult = parseJson<FleetJson>(next.stdout).tenants.find((t) => t.database === d);
+    assert.deepEqual(dResult?.migrations, [...SAMPLE, "20240701000000_extra.js"]);
+    assert.ok(await tableExists(d, "extra"));
+    assert.equal((await appliedMigrations(a)).length, 4, "existing schools were migrated, not copied");
   });
 });
 

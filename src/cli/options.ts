@@ -19,7 +19,8 @@ export function addGlobalOptions(program: Command): Command {
     .option("--retries <n>", "retries of a transient fault per tenant (env TENANT_MIGRATE_RETRIES; default 3)")
     .option("--app-role <role>", "role granted CONNECT and TEMP on new tenant databases (env TENANT_MIGRATE_APP_ROLE)")
     .option("--embedded", "run on an embedded PostgreSQL kept under .tenant-migrate/ (env TENANT_MIGRATE_EMBEDDED=1)")
-    .option("--env-file <path>", "read settings from this file instead of ./.env");
+    .option("--env-file <path>", "read settings from this file instead of ./.env")
+    .option("--no-template", "provision new tenants by running their migrations, not by copying a template database");
 }
 
 /** Options of the fleet commands. */
@@ -71,6 +72,7 @@ export function configFrom(command: Command, needs: { catalog?: boolean } = {}):
       appRole: flags.appRole,
       embedded: flags.embedded,
       envFile: flags.envFile,
+      template: flags.template,
     },
     process.env,
     process.cwd(),

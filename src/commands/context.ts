@@ -165,6 +165,7 @@ export async function runFleetCommand(
             appRole: config.appRole,
             emit: context.emit,
             signal: context.signal,
+            useTemplate: config.template,
             dryRun: options.dryRun === true,
           };
           return withRetries(() => work(job), {

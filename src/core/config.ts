@@ -18,6 +18,8 @@ export interface ConfigFlags {
   appRole?: string;
   embedded?: boolean;
   envFile?: string;
+  /** false: provision new tenants by running their migrations, not by copying a template. */
+  template?: boolean;
 }
 
 export interface Config {
@@ -37,6 +39,8 @@ export interface Config {
   /** Role given CONNECT and TEMP on newly provisioned databases, besides their owner. */
   appRole: string | undefined;
   embedded: boolean;
+  /** Provision new tenants by copying a template database that has every migration applied. */
+  template: boolean;
   cwd: string;
 }
 
@@ -132,6 +136,7 @@ export function resolveConfig(
     retries,
     appRole,
     embedded,
+    template: flags.template !== false && !isFalsy(merged.TENANT_MIGRATE_TEMPLATE),
     cwd,
   };
 }
@@ -260,6 +265,10 @@ function durationSetting(raw: string | undefined, name: string, fallback: number
 
 function isTruthy(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes|on)$/i.test(value);
+}
+
+function isFalsy(value: string | undefined): boolean {
+  return value !== undefined && /^(0|false|no|off)$/i.test(value);
 }
 
 function isDirectory(dir: string): boolean {

@@ -7,6 +7,7 @@ import { describeError, errorCode } from "./errors.js";
 import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
 import type { MigrationFolder } from "./migration-folder.js";
+import { createFromTemplate, ensureTemplate, PROVISION_LOCK_CLASS } from "./template.js";
 
 /**
  * Session advisory lock held by the run working on a tenant. PostgreSQL frees
@@ -29,6 +30,8 @@ export interface TenantJob {
   lockTimeoutMs: number;
   appRole: string | undefined;
   emit: EmitEvent;
+  /** Provision new databases by copying a template with every migration applied. */
+  useTemplate: boolean;
   /** Aborted on SIGINT/SIGTERM: a tenant still waiting for another run's lock gives up, as `skipped`. */
   signal?: AbortSignal | undefined;
   dryRun: boolean;
@@ -110,7 +113,10 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
       throw new Error(`database "${tenant.database}" does not exist: run \`tenant-migrate provision ${tenant.id}\``);
     }
     if (job.dryRun) return { result: "provisioned", migrations: folder.names };
-    created = await ensureDatabase(job);
+    const provisioned = await ensureDatabase(job);
+    // A copy of the template has every migration already: nothing is left to run.
+    if (provisioned.fromTemplate) return { result: "provisioned", migrations: folder.names };
+    created = provisioned.created;
   } else {
     const unknown = unknownMigrations(state.applied, folder);
     if (unknown.length > 0) throw unknownMigrationsError(unknown);
@@ -327,6 +333,7 @@ function adminKey(settings: ConnectionSettings): string {
 export class AdminPools {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly databases = new Map<string, Promise<Set<string> | undefined>>();
+  private readonly templates = new Map<string, Promise<string | undefined>>();
   constructor(private readonly size: number) {}
 
   get(settings: ConnectionSettings): pg.Pool {
@@ -363,14 +370,29 @@ export class AdminPools {
     return known !== undefined && !known.has(database);
   }
 
+  /**
+   * The server's template for `folder`, built at most once per run; undefined
+   * when it cannot be built (then tenants run their migrations themselves, and
+   * a failing migration is reported per tenant as usual).
+   */
+  template(settings: ConnectionSettings, folder: MigrationFolder): Promise<string | undefined> {
+    const key = adminKey(settings);
+    let template = this.templates.get(key);
+    if (!template) {
+      template =
+        folder.names.length === 0
+          ? Promise.resolve(undefined)
+          : ensureTemplate(this.get(settings), settings, folder).catch(() => undefined);
+      this.templates.set(key, template);
+    }
+    return template;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.end().catch(() => {})));
     this.pools.clear();
   }
 }
-
-/** Advisory lock class for provisioning on a server's admin database; the object is hashtext(name). */
-const PROVISION_LOCK_CLASS = 74_657;
 
 /**
  * Creates the tenant's database if it is missing, closed to PUBLIC from the
@@ -379,7 +401,9 @@ const PROVISION_LOCK_CLASS = 74_657;
  * turns (GRANT and ALTER DATABASE fail when two sessions change one database
  * at once). Returns true when this call created it.
  */
-export async function ensureDatabase(job: TenantJob): Promise<boolean> {
+export async function ensureDatabase(job: TenantJob): Promise<{ created: boolean; fromTemplate: boolean }> {
+  // Before taking a pooled connection: building the template needs one too.
+  const template = job.useTemplate ? await job.admin.template(job.placement.admin, job.folder) : undefined;
   const client = await job.admin.get(job.placement.admin).connect();
   const database = job.tenant.database;
   const name = quoteIdent(database);
@@ -390,11 +414,13 @@ export async function ensureDatabase(job: TenantJob): Promise<boolean> {
       "select datallowconn from pg_database where datname = $1",
       [database],
     );
-    if (rows[0]?.datallowconn) return false;
+    if (rows[0]?.datallowconn) return { created: false, fromTemplate: false };
     let created = false;
+    let fromTemplate = false;
     if (rows.length === 0) {
       try {
-        await client.query(`create database ${name} with allow_connections = false`);
+        fromTemplate = template !== undefined && (await createFromTemplate(client, database, template));
+        if (!fromTemplate) await client.query(`create database ${name} with allow_connections = false`);
         created = true;
       } catch (error) {
         // Created meanwhile by a run on another admin database (42P04 or, in a race, 23505).
@@ -407,7 +433,7 @@ export async function ensureDatabase(job: TenantJob): Promise<boolean> {
     if (job.appRole) await client.query(`grant connect, temporary on database ${name} to ${quoteIdent(job.appRole)}`);
     await client.query(`alter database ${name} with allow_connections = true`);
     await client.query("commit");
-    return created;
+    return { created, fromTemplate };
   } catch (error) {
     await client.query("rollback").catch(() => {});
     failure = error as Error;
