@@ -2,7 +2,7 @@ import { placeTenant, type Tenant } from "../core/catalog.js";
 import { withClient } from "../core/db.js";
 import type { FleetResult } from "../core/fleet.js";
 import { databaseNameProblem } from "../core/identifiers.js";
-import { migrateTenant } from "../core/tenant.js";
+import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
 
 export interface ProvisionOptions extends FleetCommandOptions {
@@ -41,16 +41,14 @@ async function onlyMissing(run: FleetRun): Promise<Tenant[]> {
       missing.push(tenant); // fails alone with its name problem
       continue;
     }
-    const key = JSON.stringify(admin);
+    const key = adminKey(admin);
     const group = byAdmin.get(key) ?? { tenants: [], settings: admin };
     group.tenants.push(tenant);
     byAdmin.set(key, group);
   }
   for (const group of byAdmin.values()) {
-    const existing = await withClient(group.settings, async (client) => {
-      const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datallowconn");
-      return new Set(rows.map((r) => r.datname));
-    }).catch(() => new Set<string>()); // a server that cannot be asked: its tenants are tried, and fail alone
+    // A server that cannot be asked: its tenants are tried, and fail alone.
+    const existing = await withClient(group.settings, databasesOn).catch(() => new Set<string>());
     missing.push(...group.tenants.filter((t) => !existing.has(t.database)));
   }
   const order = new Map(run.tenants.map((t, i) => [t, i]));

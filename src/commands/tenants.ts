@@ -1,10 +1,10 @@
-import type pg from "pg";
 import { loadTenants, placeTenant, type Tenant, withCatalog } from "../core/catalog.js";
 import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, UsageError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
+import { adminKey, databasesOn } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
 import { provisionTenants } from "./provision.js";
 
@@ -32,8 +32,8 @@ export async function listTenants(options: CommandOptions): Promise<TenantListEn
         });
         continue;
       }
-      const key = JSON.stringify(admin);
-      if (!existing.has(key)) existing.set(key, await databasesOn(admin));
+      const key = adminKey(admin);
+      if (!existing.has(key)) existing.set(key, await withClient(admin, databasesOn).catch((error: Error) => error));
       const names = existing.get(key);
       if (names instanceof Error)
         entries.push({
@@ -49,17 +49,6 @@ export async function listTenants(options: CommandOptions): Promise<TenantListEn
     }
     return entries;
   });
-}
-
-async function databasesOn(admin: ConnectionSettings): Promise<Set<string> | Error> {
-  try {
-    return await withClient(admin, async (client: pg.Client) => {
-      const { rows } = await client.query<{ datname: string }>("select datname from pg_database where datallowconn");
-      return new Set(rows.map((r) => r.datname));
-    });
-  } catch (error) {
-    return error as Error;
-  }
 }
 
 export interface AddTenantOptions extends CommandOptions {

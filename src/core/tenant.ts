@@ -60,26 +60,32 @@ export async function readApplied(client: pg.Client | Knex): Promise<AppliedMigr
   }
 }
 
-type Peek = { exists: false } | { exists: true; applied: AppliedMigration[]; knexLocked: boolean };
+interface KnexState {
+  applied: AppliedMigration[];
+  /** knex_migrations_lock.is_locked is set. */
+  knexLocked: boolean;
+}
 
-/**
- * One connection and one round trip: whether the database exists, what it has
- * applied, and whether knex's lock flag is set.
- */
+/** What a tenant has applied and whether knex's lock flag is set, in one round trip (simple query protocol). */
+async function readKnexState(client: pg.Client): Promise<KnexState> {
+  try {
+    const results = (await client.query(
+      "select name, batch from knex_migrations order by id; select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
+    )) as unknown as [pg.QueryResult<AppliedMigration>, pg.QueryResult<{ locked: boolean }>];
+    return { applied: results[0].rows, knexLocked: results[1].rows[0]?.locked === true };
+  } catch (error) {
+    // One of knex's tables is missing: none yet, or a hand-made database with only knex_migrations.
+    if (errorCode(error) === "42P01") return { applied: await readApplied(client), knexLocked: false };
+    throw error;
+  }
+}
+
+type Peek = { exists: false } | ({ exists: true } & KnexState);
+
+/** One connection and one round trip: whether the database exists, and its knex state. */
 async function peek(settings: ConnectionSettings): Promise<Peek> {
   try {
-    return await withClient(settings, async (client) => {
-      try {
-        // Two statements, one round trip (simple query protocol).
-        const results = (await client.query(
-          "select name, batch from knex_migrations order by id; select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
-        )) as unknown as [pg.QueryResult<AppliedMigration>, pg.QueryResult<{ locked: boolean }>];
-        return { exists: true, applied: results[0].rows, knexLocked: results[1].rows[0]?.locked === true };
-      } catch (error) {
-        if (errorCode(error) === "42P01") return { exists: true, applied: [], knexLocked: false };
-        throw error;
-      }
-    });
+    return await withClient(settings, async (client) => ({ exists: true, ...(await readKnexState(client)) }));
   } catch (error) {
     // 3D000: no such database; 55000: created but its provisioning was cut short.
     const code = errorCode(error);
@@ -325,7 +331,14 @@ async function clearStaleKnexLock(db: Knex | pg.Client): Promise<boolean> {
   }
 }
 
-function adminKey(settings: ConnectionSettings): string {
+/** The databases of a server that accept connections (one whose provisioning was cut short does not). */
+export async function databasesOn(db: pg.Pool | pg.Client): Promise<Set<string>> {
+  const { rows } = await db.query<{ datname: string }>("select datname from pg_database where datallowconn");
+  return new Set(rows.map((r) => r.datname));
+}
+
+/** Identifies a server's admin connection: tenants sharing it share a pool and one database list. */
+export function adminKey(settings: ConnectionSettings): string {
   return `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
 }
 
@@ -360,10 +373,7 @@ export class AdminPools {
     const key = adminKey(settings);
     let names = this.databases.get(key);
     if (!names) {
-      names = this.get(settings)
-        .query<{ datname: string }>("select datname from pg_database where datallowconn")
-        .then((result) => new Set(result.rows.map((r) => r.datname)))
-        .catch(() => undefined);
+      names = databasesOn(this.get(settings)).catch(() => undefined);
       this.databases.set(key, names);
     }
     const known = await names;
@@ -473,7 +483,8 @@ export async function inspectTenant(
 ): Promise<Omit<TenantStatus, "id" | "name" | "database" | "server">> {
   try {
     return await withClient(settings, async (client) => {
-      const applied = (await readApplied(client)).map((m) => m.name);
+      const state = await readKnexState(client);
+      const applied = state.applied.map((m) => m.name);
       const done = new Set(applied);
       const pending = folder.names.filter((name) => !done.has(name));
       const unknown = applied.filter((name) => !folder.has(name));
@@ -484,7 +495,7 @@ export async function inspectTenant(
           pending,
           unknown,
         };
-      if (await isLocked(client)) return { state: "locked" as const, applied, pending };
+      if (state.knexLocked || (await heldByARun(client))) return { state: "locked" as const, applied, pending };
       return {
         state: pending.length > 0 ? ("pending" as const) : ("up-to-date" as const),
         applied,
@@ -505,8 +516,8 @@ export async function inspectTenant(
   }
 }
 
-/** Locked: knex's flag is set, or a run holds the tenant's advisory lock right now. */
-async function isLocked(client: pg.Client): Promise<boolean> {
+/** Whether a tenant-migrate run holds this tenant's advisory lock right now. */
+async function heldByARun(client: pg.Client): Promise<boolean> {
   const { rows } = await client.query<{ held: boolean }>(
     `select exists (
        select 1 from pg_locks l join pg_database d on d.oid = l.database
@@ -515,16 +526,7 @@ async function isLocked(client: pg.Client): Promise<boolean> {
      ) as held`,
     [TENANT_LOCK_KEY],
   );
-  if (rows[0]?.held) return true;
-  try {
-    const flag = await client.query<{ locked: boolean }>(
-      "select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
-    );
-    return flag.rows[0]?.locked === true;
-  } catch (error) {
-    if (errorCode(error) === "42P01") return false;
-    throw error;
-  }
+  return rows[0]?.held === true;
 }
 
 export type UnlockResult = "unlocked" | "not-locked";
