@@ -12,6 +12,7 @@ import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { templatePrefix } from "../src/core/template.ts";
 import { freePort, startThrowawayServer } from "./throwaway-server.mjs";
 
 // ---- Where things are: the repository, the test server, the sample migrations.
@@ -245,9 +246,10 @@ export class Fleet {
     return databasesLike(`${this.prefix}\\_%`);
   }
 
-  /** Drops every database of this fleet and its working directory. */
+  /** Drops every database of this fleet, the templates its runs built, and its working directory. */
   async cleanup(): Promise<void> {
-    for (const datname of await this.databases()) {
+    const templates = templatePrefix({ database: this.catalog, user: decodeURIComponent(SERVER.username) });
+    for (const datname of [...(await this.databases()), ...(await databasesLike(`${templates}%`))]) {
       await query("postgres", `drop database if exists "${datname}" with (force)`);
     }
     rmSync(this.cwd, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { shardOf } from "../src/commands/context.ts";
 import type { Tenant } from "../src/core/catalog.ts";
 import { runFleet } from "../src/core/fleet.ts";
+import { templatePrefix } from "../src/core/template.ts";
 import {
   appliedMigrations,
   databaseExists,
@@ -12,12 +13,14 @@ import {
   parseJson,
   query,
   SAMPLE,
+  SERVER,
   type SecondServer,
   type StatusJson,
   startSecondServer,
   tableExists,
   tableMigration,
   useFleet,
+  withFleet,
 } from "./helpers.ts";
 
 describe("--shard I/N", () => {
@@ -80,11 +83,8 @@ describe("provisioning from a template database", () => {
       assert.equal(tenant.result, "provisioned");
       assert.deepEqual(tenant.migrations, SAMPLE);
     }
-    const templates = await query<{ datname: string }>(
-      "postgres",
-      "select datname from pg_database where datname like 'tenant_migrate_template_%' and not datallowconn",
-    );
-    assert.ok(templates.length >= 1, "a finished template exists, closed to connections");
+    const [template] = await templatesOf(fleet);
+    assert.deepEqual(await templatesOf(fleet), [template], "one finished template, closed to connections");
     // Copies carry the template's knex_migrations rows, times included: both schools agree to the microsecond.
     assert.deepEqual(await times(a), await times(b));
     assert.deepEqual(
@@ -114,8 +114,42 @@ describe("provisioning from a template database", () => {
     assert.deepEqual(dResult?.migrations, [...SAMPLE, "20240701000000_extra.js"]);
     assert.ok(await tableExists(d, "extra"));
     assert.equal((await appliedMigrations(a)).length, 4, "existing schools were migrated, not copied");
+    const [newer] = await templatesOf(fleet);
+    assert.notEqual(newer, template);
+    assert.deepEqual(await templatesOf(fleet), [newer], "the old migration set's template is dropped");
+  });
+
+  it("leaves the templates of another catalog on the same server alone", async () => {
+    const [keepA, keepB] = fleet.dbs("keep_a", "keep_b");
+    await fleet.addTenants([keepA]);
+    assert.equal((await fleet.run(["all"])).code, 0);
+    const ours = await templatesOf(fleet);
+    assert.equal(ours.length, 1);
+    // Another catalog with another migration set: its run drops its own old templates, never ours.
+    await withFleet({}, async (other) => {
+      other.writeMigration("20240801000000_other.js", tableMigration("other"));
+      await other.addTenants(other.dbs("o1"));
+      const result = await other.run(["all", "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((await templatesOf(other)).length, 1);
+    });
+    assert.deepEqual(await templatesOf(fleet), ours);
+    await fleet.addTenants([keepB]);
+    assert.equal((await fleet.run(["all"])).code, 0);
+    assert.deepEqual(await times(keepB), await times(keepA), "copied from the same template, not a rebuilt one");
   });
 });
+
+/** The finished (closed) templates that a fleet's runs built, by name. */
+async function templatesOf(fleet: Fleet): Promise<string[]> {
+  const prefix = templatePrefix({ database: fleet.catalog, user: decodeURIComponent(SERVER.username) });
+  const rows = await query<{ datname: string }>(
+    "postgres",
+    "select datname from pg_database where starts_with(datname, $1) and not datallowconn order by datname",
+    [prefix],
+  );
+  return rows.map((r) => r.datname);
+}
 
 describe("--canary N", () => {
   let fleet: Fleet;

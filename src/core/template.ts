@@ -3,6 +3,7 @@ import type { Knex } from "knex";
 import type pg from "pg";
 import { type ConnectionSettings, withDatabase } from "./connection.js";
 import { withKnex } from "./db.js";
+import { errorCode } from "./errors.js";
 import { quoteIdent } from "./identifiers.js";
 import type { MigrationFolder } from "./migration-folder.js";
 
@@ -13,14 +14,23 @@ import type { MigrationFolder } from "./migration-folder.js";
 /** Advisory lock class on a server's admin database; the object is hashtext(database name). */
 export const PROVISION_LOCK_CLASS = 74_657;
 
-const TEMPLATE_PREFIX = "tenant_migrate_template_";
+const digest = (parts: string[], length: number) =>
+  createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, length);
 
-/** One template per migration set and role (a role may copy only the databases it owns). */
-export function templateName(folder: MigrationFolder, user: string): string {
-  const digest = createHash("sha256")
-    .update([user, ...folder.names].join("\n"))
-    .digest("hex");
-  return `${TEMPLATE_PREFIX}${digest.slice(0, 24)}`;
+/**
+ * The name every template of this admin database and role starts with. The
+ * locks that guard templates live in the admin database (advisory locks are
+ * per database), so runs with another admin database, such as another
+ * catalog on the same server, get templates of their own and never drop or
+ * rebuild these.
+ */
+export function templatePrefix(admin: Pick<ConnectionSettings, "database" | "user">): string {
+  return `tenant_migrate_template_${digest([admin.database, admin.user], 12)}_`;
+}
+
+/** One template per admin database, role (a role may copy only the databases it owns) and migration set. */
+export function templateName(admin: ConnectionSettings, folder: MigrationFolder): string {
+  return `${templatePrefix(admin)}${digest(folder.names, 16)}`;
 }
 
 /**
@@ -35,7 +45,7 @@ export async function ensureTemplate(
   admin: ConnectionSettings,
   folder: MigrationFolder,
 ): Promise<string> {
-  const name = templateName(folder, admin.user);
+  const name = templateName(admin, folder);
   const quoted = quoteIdent(name);
   const client = await pool.connect();
   let failure: Error | undefined;
@@ -52,7 +62,7 @@ export async function ensureTemplate(
       db.migrate.latest({ migrationSource: folder } as Knex.MigratorConfig),
     );
     await client.query(`alter database ${quoted} with allow_connections = false`);
-    await dropOtherTemplates(client, name);
+    await dropOtherTemplates(client, templatePrefix(admin), name);
     return name;
   } catch (error) {
     failure = error as Error;
@@ -64,11 +74,11 @@ export async function ensureTemplate(
 }
 
 /** Templates of older migration sets go, unless a run is copying one right now. */
-async function dropOtherTemplates(client: pg.PoolClient, keep: string): Promise<void> {
+async function dropOtherTemplates(client: pg.PoolClient, prefix: string, keep: string): Promise<void> {
   const { rows } = await client.query<{ datname: string }>(
     `select datname from pg_database
-      where datname like $1 and datname <> $2 and datdba = (select oid from pg_roles where rolname = current_user)`,
-    [`${TEMPLATE_PREFIX}%`, keep],
+      where starts_with(datname, $1) and datname <> $2 and datdba = (select oid from pg_roles where rolname = current_user)`,
+    [prefix, keep],
   );
   for (const { datname } of rows) {
     const { rows: lock } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1, hashtext($2)) as ok", [
@@ -97,9 +107,15 @@ export async function createFromTemplate(client: pg.PoolClient, database: string
       template,
     ]);
     if (rows.length === 0) return false;
-    await client.query(
-      `create database ${quoteIdent(database)} with template = ${quoteIdent(template)} allow_connections = false`,
-    );
+    try {
+      await client.query(
+        `create database ${quoteIdent(database)} with template = ${quoteIdent(template)} allow_connections = false`,
+      );
+    } catch (error) {
+      // Dropped by hand after the check above: the lock guards only against our own runs.
+      if (errorCode(error) === "3D000") return false;
+      throw error;
+    }
     return true;
   } finally {
     await client.query("select pg_advisory_unlock_shared($1, hashtext($2))", [PROVISION_LOCK_CLASS, template]);
