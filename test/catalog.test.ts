@@ -13,6 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { CATALOG_LOCK_KEY } from "../src/core/catalog.ts";
 import {
   appliedMigrations,
   assertUpAndDown,
@@ -29,6 +30,7 @@ import {
   stampTime,
   tableExists,
   useFleet,
+  withDb,
   withFleet,
 } from "./helpers.ts";
 
@@ -171,6 +173,21 @@ describe("catalog migrate / status / rollback", () => {
     const statusJson = parseJson<CatalogStatusJson>((await fleet.run(["catalog", "status", "--json"])).stdout);
     assert.deepEqual(statusJson, { applied: BUNDLED_CATALOG, pending: [], unknown: [], latest: BUNDLED_CATALOG[1] });
     assert.equal(await schoolCount(fleet), 1, "migrating again left the rows alone");
+  });
+
+  it("status is a read: it answers while another run holds the catalog's migration lock", async () => {
+    assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
+    await withDb(fleet.catalog, async (client) => {
+      await client.query("select pg_advisory_lock($1::bigint)", [CATALOG_LOCK_KEY]);
+      const status = await fleet.run(["catalog", "status", "--json", "--lock-timeout", "1"]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.deepEqual(parseJson<CatalogStatusJson>(status.stdout).applied, BUNDLED_CATALOG);
+      // A change does wait for the lock, and gives up naming the other run, changing nothing.
+      const rollback = await fleet.run(["catalog", "rollback", "--lock-timeout", "1"]);
+      assert.equal(rollback.code, 2, rollback.stdout);
+      assert.match(rollback.stderr, /another tenant-migrate run is migrating the catalog/);
+      assert.equal(await tableExists(fleet.catalog, "schools"), true);
+    });
   });
 
   it("rolls back the last batch, then --all batches", async () => {

@@ -1,7 +1,6 @@
 import type { Knex } from "knex";
 import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog.js";
 import { UsageError } from "../core/errors.js";
-import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
 
@@ -15,18 +14,14 @@ export interface CatalogMigrateResult {
  */
 export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
   const folder = catalogFolder(options.config);
-  const applied = new Set((await withCatalog(options.config, readApplied)).map((m) => m.name));
-  const unknown = [...applied].filter((name) => !folder.has(name));
+  const { pending, unknown } = await catalogStatus(options);
   if (unknown.length > 0) {
     throw new UsageError(
       `the catalog has applied migrations that no file in ${folder.dir} matches: ${unknown.join(", ")} (is --catalog-migrations the right folder?)`,
     );
   }
-  if (folder.names.every((name) => applied.has(name))) {
-    return { migrations: [] };
-  }
+  if (pending.length === 0 || options.dryRun) return { migrations: pending };
   return withCatalogMigrator(options.config, async (db) => {
-    if (options.dryRun) return { migrations: (await catalogStatusOf(db, folder)).pending };
     const [, log] = await db.migrate.latest({
       migrationSource: folder,
     } as Knex.MigratorConfig);
@@ -50,15 +45,10 @@ export interface CatalogStatus {
   latest: string | null;
 }
 
+/** A read: it takes no lock, so it never waits for a run that is migrating the catalog. */
 export async function catalogStatus(options: CommandOptions): Promise<CatalogStatus> {
-  return withCatalogMigrator(options.config, catalogStatusOf);
-}
-
-async function catalogStatusOf(db: Knex, folder: MigrationFolder): Promise<CatalogStatus> {
-  const hasTable = await db.schema.hasTable("knex_migrations");
-  const applied: string[] = hasTable
-    ? (await db("knex_migrations").select("name").orderBy("id")).map((r: { name: string }) => r.name)
-    : [];
+  const folder = catalogFolder(options.config);
+  const applied = (await withCatalog(options.config, readApplied)).map((m) => m.name);
   const done = new Set(applied);
   return {
     applied,
