@@ -21,6 +21,7 @@ import {
   type CatalogStatusJson,
   databaseExists,
   type Fleet,
+  leaveStaleLock,
   lockFlag,
   migrationBatches,
   parseJson,
@@ -188,6 +189,17 @@ describe("catalog migrate / status / rollback", () => {
       assert.match(rollback.stderr, /another tenant-migrate run is migrating the catalog/);
       assert.equal(await tableExists(fleet.catalog, "schools"), true);
     });
+  });
+
+  it("clears a knex lock flag that a killed run left on the catalog, saying so, and migrates", async () => {
+    assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
+    assert.equal((await fleet.run(["catalog", "rollback"])).code, 0);
+    await leaveStaleLock(fleet.catalog);
+    const result = await fleet.run(["catalog", "migrate"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /catalog: cleared a knex migration lock left by a process that is gone/);
+    assert.deepEqual(await appliedMigrations(fleet.catalog), BUNDLED_CATALOG);
+    assert.deepEqual(await lockFlag(fleet.catalog), [0]);
   });
 
   it("rolls back the last batch, then --all batches", async () => {

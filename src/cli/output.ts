@@ -146,6 +146,7 @@ export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: 
   let done = 0;
   let failed = 0;
   const counts = () => `${options.verb}: ${done} done, ${failed} failed, ${total - done} left`;
+  const printNotices = noticesTo(output);
   return (event) => {
     switch (event.type) {
       case "catalog-migrated": {
@@ -166,11 +167,18 @@ export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: 
         output.spin(counts());
         break;
       case "notice":
-        output.note(`${output.err.yellow("notice")}: ${event.message}`);
+        printNotices(event);
         break;
       default:
         break;
     }
+  };
+}
+
+/** Renders only the notice events (on stderr): for the commands with no fleet. */
+export function noticesTo(output: Output): (event: FleetEvent) => void {
+  return (event) => {
+    if (event.type === "notice") output.note(`${output.err.yellow("notice")}: ${event.message}`);
   };
 }
 

@@ -15,6 +15,7 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
   const catalog = await migrateCatalog({
     config: options.config,
     dryRun: options.dryRun === true,
+    onEvent: options.onEvent,
   });
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
   const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {

@@ -21,20 +21,31 @@ export async function migrateCatalog(options: CommandOptions & { dryRun?: boolea
     );
   }
   if (pending.length === 0 || options.dryRun) return { migrations: pending };
-  return withCatalogMigrator(options.config, async (db) => {
-    const [, log] = await db.migrate.latest({
-      migrationSource: folder,
-    } as Knex.MigratorConfig);
-    return { migrations: log as string[] };
-  });
+  return withCatalogMigrator(
+    options.config,
+    async (db) => {
+      const [, log] = await db.migrate.latest({
+        migrationSource: folder,
+      } as Knex.MigratorConfig);
+      return { migrations: log as string[] };
+    },
+    options.onEvent,
+  );
 }
 
 /** Undoes the catalog's last batch, or every batch with `all`. */
 export async function rollbackCatalog(options: CommandOptions & { all?: boolean }): Promise<CatalogMigrateResult> {
-  return withCatalogMigrator(options.config, async (db, folder) => {
-    const [, log] = await db.migrate.rollback({ migrationSource: folder } as Knex.MigratorConfig, options.all === true);
-    return { migrations: log as string[] };
-  });
+  return withCatalogMigrator(
+    options.config,
+    async (db, folder) => {
+      const [, log] = await db.migrate.rollback(
+        { migrationSource: folder } as Knex.MigratorConfig,
+        options.all === true,
+      );
+      return { migrations: log as string[] };
+    },
+    options.onEvent,
+  );
 }
 
 export interface CatalogStatus {

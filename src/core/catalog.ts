@@ -1,8 +1,9 @@
 import type pg from "pg";
 import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
-import { acquireAdvisoryLock, withClient, withKnex } from "./db.js";
+import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode, UsageError } from "./errors.js";
+import type { EmitEvent } from "./fleet.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
 
@@ -156,6 +157,7 @@ export function catalogFolder(config: Config): MigrationFolder {
 export async function withCatalogMigrator<T>(
   config: Config,
   fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
+  onEvent?: EmitEvent,
 ): Promise<T> {
   const folder = catalogFolder(config);
   const settings = catalogSettings(config);
@@ -172,6 +174,9 @@ export async function withCatalogMigrator<T>(
       throw new UsageError(
         `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
       );
+    }
+    if (await clearStaleKnexLock(db)) {
+      onEvent?.({ type: "notice", message: "catalog: cleared a knex migration lock left by a process that is gone" });
     }
     return fn(db, folder);
   });

@@ -130,6 +130,22 @@ export async function acquireAdvisoryLock(
   }
 }
 
+/**
+ * Sets knex's lock flag back to 0; true when it was set. Call it only
+ * while holding the advisory lock that every run of ours takes first: then a
+ * flag that is still set was left by a process that is gone.
+ */
+export async function clearStaleKnexLock(db: Knex | pg.Client): Promise<boolean> {
+  const sql = "update knex_migrations_lock set is_locked = 0 where is_locked = 1";
+  try {
+    const result = "raw" in db ? await db.raw(sql) : await db.query(sql);
+    return (result.rowCount ?? 0) > 0;
+  } catch (error) {
+    if (errorCode(error) === "42P01") return false;
+    throw error;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import pg from "pg";
 import type { Tenant, TenantPlacement } from "./catalog.js";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
-import { acquireAdvisoryLock, withClient, withKnex } from "./db.js";
+import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
 import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
@@ -316,18 +316,6 @@ async function acquireTenantLock(db: Knex, job: TenantJob): Promise<void> {
     throw new Error(
       `another tenant-migrate run is working on ${job.tenant.database}; gave up after waiting ${seconds} s (--lock-timeout)`,
     );
-  }
-}
-
-/** Sets knex's lock flag back to 0; true when it was set. */
-async function clearStaleKnexLock(db: Knex | pg.Client): Promise<boolean> {
-  const sql = "update knex_migrations_lock set is_locked = 0 where is_locked = 1";
-  try {
-    const result = "raw" in db ? await db.raw(sql) : await db.query(sql);
-    return (result.rowCount ?? 0) > 0;
-  } catch (error) {
-    if (errorCode(error) === "42P01") return false;
-    throw error;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { catalogStatus, migrateCatalog, rollbackCatalog } from "../../commands/catalog.js";
-import { Output } from "../output.js";
+import { noticesTo, Output } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerCatalog(program: Command): void {
@@ -13,7 +13,7 @@ export function registerCatalog(program: Command): void {
     .action(async (flags: { json?: boolean }, command: Command) => {
       await runAction(command, async (config) => {
         const output = new Output(flags.json === true);
-        const result = await migrateCatalog({ config });
+        const result = await migrateCatalog({ config, onEvent: noticesTo(output) });
         if (flags.json) output.document(result);
         else
           output.line(
@@ -31,10 +31,7 @@ export function registerCatalog(program: Command): void {
     .action(async (flags: { all?: boolean; json?: boolean }, command: Command) => {
       await runAction(command, async (config) => {
         const output = new Output(flags.json === true);
-        const result = await rollbackCatalog({
-          config,
-          all: flags.all === true,
-        });
+        const result = await rollbackCatalog({ config, all: flags.all === true, onEvent: noticesTo(output) });
         if (flags.json) output.document(result);
         else
           output.line(
