@@ -92,6 +92,12 @@ describe("provisioning from a template database", () => {
       SAMPLE,
     );
     assert.ok(await tableExists(a, "menu_item"));
+    // The template was vacuumed (frozen) before it was closed: its copies' pages are all-visible.
+    const [visibility] = await query<{ relpages: number; relallvisible: number }>(
+      a,
+      "select relpages, relallvisible from pg_class where relname = 'knex_migrations'",
+    );
+    assert.ok(visibility && visibility.relpages > 0 && visibility.relallvisible === visibility.relpages);
 
     // --no-template: the school runs its migrations itself (its own times).
     const [c] = fleet.dbs("tpl_c");
