@@ -1,6 +1,8 @@
 // Fault injection with real processes: concurrent runs, SIGKILL, SIGINT,
 // failing data, held locks and unreachable servers.
 import assert from "node:assert/strict";
+import { cpSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { describe, it } from "node:test";
 import {
   appliedMigrations,
@@ -10,6 +12,7 @@ import {
   lockFlag,
   parseJson,
   query,
+  ROOT,
   tableExists,
   tableMigration,
   useFleet,
@@ -158,7 +161,7 @@ describe("SIGINT during `all`", () => {
     run.child.kill("SIGINT");
     const result = await run.done;
     assert.equal(result.code, 130, result.stderr);
-    assert.match(result.stderr, /SIGINT: no new tenants will start/);
+    assert.match(result.stderr, /SIGINT: finishing what is in flight; no new tenant will start/);
     const json = parseJson<FleetJson>(result.stdout);
     assert.equal(json.interrupted, true);
     assert.ok(json.summary.skipped > 0, "some tenants were skipped");
@@ -176,6 +179,32 @@ describe("SIGINT during `all`", () => {
     const next = await fleet.run(["all", "--json"]);
     assert.equal(next.code, 0, next.stderr);
     for (const database of names) assert.equal((await appliedMigrations(database)).length, 4);
+  });
+
+  it("SIGTERM during a command with no fleet (catalog migrate) lets its migration finish, then exits 130", async () => {
+    const dir = path.join(fleet.cwd, "slow_catalog");
+    cpSync(path.join(ROOT, "catalog_migrations"), dir, { recursive: true });
+    writeFileSync(path.join(dir, "20990101000000_slow.js"), slowMigration("slow_catalog_table", 1));
+    const run = fleet.start(["catalog", "migrate", "--catalog-migrations", dir]);
+    await waitFor(
+      async () =>
+        (
+          await query(
+            "postgres",
+            "select 1 from pg_stat_activity where datname = $1 and query like 'select pg_sleep%'",
+            [fleet.catalog],
+          )
+        ).length > 0,
+      20_000,
+      "the slow catalog migration running",
+    );
+    run.child.kill("SIGTERM");
+    const result = await run.done;
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /SIGTERM: finishing what is in flight/);
+    assert.match(result.stdout, /catalog migrated: 20990101000000_slow\.js/);
+    assert.ok(await tableExists(fleet.catalog, "slow_catalog_table"));
+    assert.deepEqual(await lockFlag(fleet.catalog), [0]);
   });
 });
 

@@ -188,10 +188,9 @@ export function printSimpleResult(
     ok: boolean;
     tenants: { id: string; database: string; result: string; error?: string }[];
   },
-  json: boolean,
+  output: Output,
 ): number {
-  const output = new Output(json);
-  if (json) output.document(result);
+  if (output.json) output.document(result);
   else {
     for (const t of result.tenants) {
       const c = output.out;

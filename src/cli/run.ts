@@ -7,29 +7,44 @@ import { redact } from "../core/redact.js";
 import { configFrom } from "./options.js";
 import { fleetRenderer, Output, summaryLine } from "./output.js";
 
+/** What every command's action gets besides its configuration. */
+export interface CliRun {
+  output: Output;
+  /** Aborted by the first SIGINT/SIGTERM: start nothing new. */
+  signal: AbortSignal;
+}
+
 /**
  * The one place a command's errors are printed and its exit code set: a tool
  * error carries its own code (2 for usage, configuration and catalog), any
- * other error is 1. Never process.exit() here, so pools close normally.
+ * other error is 1; an interrupted command exits 130. Never process.exit()
+ * here, so pools close normally and an embedded server is stopped.
  */
 export async function runAction(
   command: Command,
-  action: (config: Config) => Promise<number>,
+  action: (config: Config, cli: CliRun) => Promise<number>,
   options: { needsServer?: boolean } = {},
 ): Promise<void> {
+  const json = command.opts().json === true;
+  const output = new Output(json);
+  const interrupt = interruptController(output);
+  const cli = { output, signal: interrupt.signal };
   try {
     const config = configFrom(command, {
       catalog: options.needsServer !== false,
     });
-    process.exitCode = options.needsServer === false ? await action(config) : await withServer(config, action);
+    const code =
+      options.needsServer === false ? await action(config, cli) : await withServer(config, (c) => action(c, cli));
+    process.exitCode = interrupt.signal.aborted ? 130 : code;
   } catch (error) {
-    const json = command.opts().json === true;
-    const output = new Output(json);
+    output.stopSpinner();
     const message = redact(messageOf(error));
     output.note(`${output.err.red("error")}: ${message}`);
     // --json promises one document on stdout, also when the run could not start.
     if (json) output.document({ ok: false, error: message });
     process.exitCode = error instanceof TenantMigrateError ? error.exitCode : 1;
+  } finally {
+    interrupt.dispose();
   }
 }
 
@@ -39,10 +54,11 @@ function messageOf(error: unknown): string {
 }
 
 /**
- * SIGINT/SIGTERM: the first stops new tenants from starting and lets those in
- * flight finish; the second stops at once (PostgreSQL rolls back what was open).
+ * SIGINT/SIGTERM: the first stops new tenants from starting and lets what is
+ * in flight finish; the second stops at once (PostgreSQL rolls back what was
+ * open).
  */
-export function interruptController(output: Output): {
+function interruptController(output: Output): {
   signal: AbortSignal;
   dispose: () => void;
 } {
@@ -54,7 +70,7 @@ export function interruptController(output: Output): {
       process.exit(130);
     }
     controller.abort();
-    output.note(`${signal}: no new tenants will start; finishing those in flight (again to stop at once)`);
+    output.note(`${signal}: finishing what is in flight; no new tenant will start (again to stop at once)`);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -69,21 +85,19 @@ export function interruptController(output: Output): {
 
 /** Runs a fleet command with live output and returns its exit code. */
 export async function runFleetWithOutput<T extends FleetResult>(
-  options: { json: boolean; dryRun: boolean; verb: string },
-  run: (hooks: { onEvent: ReturnType<typeof fleetRenderer>; signal: AbortSignal }, output: Output) => Promise<T>,
+  { output, signal }: CliRun,
+  options: { dryRun: boolean; verb: string },
+  run: (hooks: { onEvent: ReturnType<typeof fleetRenderer>; signal: AbortSignal }) => Promise<T>,
   extraJson?: (result: T) => Record<string, unknown>,
 ): Promise<number> {
-  const output = new Output(options.json);
   await output.prepareSpinner();
-  const interrupt = interruptController(output);
   let result: T;
   try {
-    result = await run({ onEvent: fleetRenderer(output, options), signal: interrupt.signal }, output);
+    result = await run({ onEvent: fleetRenderer(output, options), signal });
   } finally {
     output.stopSpinner();
-    interrupt.dispose();
   }
-  if (options.json) {
+  if (output.json) {
     const { ok, tenants, summary, interrupted } = result;
     output.document({
       ok,

@@ -9,10 +9,10 @@ export function registerAll(program: Command): void {
       .command("all")
       .description("the deploy job: catalog to latest, missing tenant databases created, every tenant migrated"),
   ).action(async (flags: FleetFlags, command: Command) => {
-    await runAction(command, (config) =>
+    await runAction(command, (config, cli) =>
       runFleetWithOutput(
+        cli,
         {
-          json: flags.json === true,
           dryRun: flags.dryRun === true,
           verb: "all",
         },

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { catalogStatus, migrateCatalog, rollbackCatalog } from "../../commands/catalog.js";
-import { noticesTo, Output } from "../output.js";
+import { noticesTo } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerCatalog(program: Command): void {
@@ -11,8 +11,7 @@ export function registerCatalog(program: Command): void {
     .description("bring the catalog to its latest migration")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
-        const output = new Output(flags.json === true);
+      await runAction(command, async (config, { output }) => {
         const result = await migrateCatalog({ config, onEvent: noticesTo(output) });
         if (flags.json) output.document(result);
         else
@@ -29,8 +28,7 @@ export function registerCatalog(program: Command): void {
     .option("--all", "undo every batch")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { all?: boolean; json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
-        const output = new Output(flags.json === true);
+      await runAction(command, async (config, { output }) => {
         const result = await rollbackCatalog({ config, all: flags.all === true, onEvent: noticesTo(output) });
         if (flags.json) output.document(result);
         else
@@ -48,8 +46,7 @@ export function registerCatalog(program: Command): void {
     .description("applied and pending catalog migrations")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
-        const output = new Output(flags.json === true);
+      await runAction(command, async (config, { output }) => {
         const status = await catalogStatus({ config });
         if (flags.json) {
           output.document(status);

@@ -11,13 +11,13 @@ export function registerDrop(program: Command): void {
     .option("--json", "print one JSON document on stdout")
     .description("drop tenant databases (the catalog rows stay)")
     .action(async (tenants: string[], flags: { yes?: boolean; json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
+      await runAction(command, async (config, { output }) => {
         const result = await dropTenants({
           config,
           tenants,
           yes: flags.yes === true,
         });
-        return printSimpleResult(result, flags.json === true);
+        return printSimpleResult(result, output);
       });
     });
 }

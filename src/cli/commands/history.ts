@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { tenantHistory } from "../../commands/history.js";
 import { parsePositive } from "../options.js";
-import { Output } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerHistory(program: Command): void {
@@ -12,8 +11,7 @@ export function registerHistory(program: Command): void {
     .option("--json", "print one JSON document on stdout")
     .description("past runs per tenant, newest first")
     .action(async (tenants: string[], flags: { limit?: number; json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
-        const output = new Output(flags.json === true);
+      await runAction(command, async (config, { output }) => {
         const entries = await tenantHistory({
           config,
           tenants,

@@ -1,6 +1,5 @@
 import { type Command, Option } from "commander";
 import { type MigrationExtension, makeMigration } from "../../commands/make.js";
-import { Output } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerMake(program: Command): void {
@@ -21,14 +20,14 @@ export function registerMake(program: Command): void {
       // make touches no database, so it never starts the embedded server.
       await runAction(
         command,
-        async (config) => {
+        async (config, { output }) => {
           const { file } = makeMigration({
             config,
             name,
             catalog: flags.catalog === true,
             extension: flags.ext,
           });
-          new Output(false).line(`created ${file}`);
+          output.line(`created ${file}`);
           return 0;
         },
         { needsServer: false },

@@ -10,10 +10,10 @@ export function registerMigrate(program: Command): void {
       .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
       .description("migrate the named tenants (all when none is named) to the latest app migration"),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
-    await runAction(command, (config) =>
+    await runAction(command, (config, cli) =>
       runFleetWithOutput(
+        cli,
         {
-          json: flags.json === true,
           dryRun: flags.dryRun === true,
           verb: "migrate",
         },

@@ -11,10 +11,10 @@ export function registerProvision(program: Command): void {
       .option("--missing", "every tenant whose database does not exist yet")
       .description("create each tenant's database if it is missing, then migrate it to latest"),
   ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean }, command: Command) => {
-    await runAction(command, (config) =>
+    await runAction(command, (config, cli) =>
       runFleetWithOutput(
+        cli,
         {
-          json: flags.json === true,
           dryRun: flags.dryRun === true,
           verb: "provision",
         },

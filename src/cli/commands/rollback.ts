@@ -21,10 +21,10 @@ export function registerRollback(program: Command): void {
       .option("--to <migration>", "undo until this migration is the newest applied")
       .description("undo the last batch (default), n batches, every batch, or back to a migration"),
   ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
-    await runAction(command, (config) =>
+    await runAction(command, (config, cli) =>
       runFleetWithOutput(
+        cli,
         {
-          json: flags.json === true,
           dryRun: flags.dryRun === true,
           verb: "rollback",
         },

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { fleetStatus } from "../../commands/status.js";
 import type { TenantStatus } from "../../core/tenant.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
-import { Output } from "../output.js";
+import type { Output } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerStatus(program: Command): void {
@@ -14,8 +14,7 @@ export function registerStatus(program: Command): void {
       .description("per tenant: applied and pending migrations, and its state"),
     { changes: false },
   ).action(async (tenants: string[], flags: FleetFlags & { check?: boolean }, command: Command) => {
-    await runAction(command, async (config) => {
-      const output = new Output(flags.json === true);
+    await runAction(command, async (config, { output }) => {
       const status = await fleetStatus(fleetOptionsFrom(flags, config, tenants));
       if (flags.json) {
         output.document(status);

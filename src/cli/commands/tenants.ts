@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { addTenant, listTenants } from "../../commands/tenants.js";
-import { alignColumns, Output, summaryLine, tenantLine } from "../output.js";
+import { alignColumns, summaryLine, tenantLine } from "../output.js";
 import { runAction } from "../run.js";
 
 export function registerTenants(program: Command): void {
@@ -11,8 +11,7 @@ export function registerTenants(program: Command): void {
     .description("catalog rows, with whether each database exists")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
-        const output = new Output(flags.json === true);
+      await runAction(command, async (config, { output }) => {
         const list = await listTenants({ config });
         if (flags.json) {
           output.document({ tenants: list });
@@ -50,8 +49,7 @@ export function registerTenants(program: Command): void {
         },
         command: Command,
       ) => {
-        await runAction(command, async (config) => {
-          const output = new Output(flags.json === true);
+        await runAction(command, async (config, { output }) => {
           const result = await addTenant({
             config,
             name,

@@ -9,10 +9,10 @@ export function registerUnlock(program: Command): void {
     .argument("<tenants...>", "school_id or school_database values")
     .option("--json", "print one JSON document on stdout")
     .description("release a knex migration lock left by a dead process")
-    .action(async (tenants: string[], flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config) => {
+    .action(async (tenants: string[], _flags: { json?: boolean }, command: Command) => {
+      await runAction(command, async (config, { output }) => {
         const result = await unlockTenants({ config, tenants });
-        return printSimpleResult(result, flags.json === true);
+        return printSimpleResult(result, output);
       });
     });
 }
