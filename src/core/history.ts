@@ -43,7 +43,11 @@ export async function ensureHistoryTable(client: pg.Client): Promise<void> {
  */
 export class HistoryRecorder {
   readonly runId = randomUUID();
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Each tenant's row, by school_id. */
+  private readonly rowIds = new Map<string, string>();
+  /** Final rows not written yet: [row id, result, migrations, error, started at, finished at]. */
+  private pending: (string | null)[][] = [];
+  private writing: Promise<void> | undefined;
 
   private constructor(private readonly client: pg.Client) {}
 
@@ -53,40 +57,59 @@ export class HistoryRecorder {
     await client.query("set synchronous_commit = off");
     const recorder = new HistoryRecorder(client);
     if (tenants.length > 0) {
-      await client.query(
+      const { rows } = await client.query<{ id: string; school_id: string }>(
         `insert into tenant_migrate_history (run_id, command, school_id, school_database, result, host)
-         select $1, $2, id, db, 'running', $5 from unnest($3::text[], $4::text[]) as t(id, db)`,
+         select $1, $2, id, db, 'running', $5 from unnest($3::text[], $4::text[]) as t(id, db)
+         returning id::text, school_id`,
         [recorder.runId, command, tenants.map((t) => t.id), tenants.map((t) => t.database), hostname()],
       );
+      for (const row of rows) recorder.rowIds.set(row.school_id, row.id);
     }
     return recorder;
   }
 
-  /** Queues the tenant's final row; writes go one at a time on the run's catalog connection. */
+  /**
+   * Queues the tenant's final row. Rows are written on the run's one catalog
+   * connection, every row queued meanwhile in one UPDATE by primary key: a
+   * fleet of thousands costs a few statements, however long the history grows.
+   */
   record(result: TenantResult): void {
-    const params = [
-      this.runId,
-      result.id,
+    const id = this.rowIds.get(result.id);
+    if (id === undefined) return;
+    const finished = new Date();
+    this.pending.push([
+      id,
       result.result,
       JSON.stringify(result.migrations),
       result.error === undefined ? null : redact(result.error),
-      result.ms,
-    ];
-    this.tail = this.tail
-      .then(() =>
-        this.client.query(
-          `update tenant_migrate_history
-              set result = $3, migrations = $4::jsonb, error = $5, finished_at = now(),
-                  started_at = now() - make_interval(secs => $6::float8 / 1000)
-            where run_id = $1 and school_id = $2`,
-          params,
-        ),
-      )
-      .catch(() => {}); // history must never fail a migration
+      new Date(finished.getTime() - result.ms).toISOString(),
+      finished.toISOString(),
+    ]);
+    this.writing ??= this.writePending();
+  }
+
+  private async writePending(): Promise<void> {
+    while (this.pending.length > 0) {
+      const rows = this.pending;
+      this.pending = [];
+      const column = (i: number) => rows.map((row) => row[i]);
+      await this.client
+        .query(
+          `update tenant_migrate_history h
+              set result = u.result, migrations = u.migrations::jsonb, error = u.error,
+                  started_at = u.started_at::timestamptz, finished_at = u.finished_at::timestamptz
+             from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                  as u(id, result, migrations, error, started_at, finished_at)
+            where h.id = u.id`,
+          [0, 1, 2, 3, 4, 5].map(column),
+        )
+        .catch(() => {}); // history must never fail a migration
+    }
+    this.writing = undefined;
   }
 
   async flush(): Promise<void> {
-    await this.tail;
+    await this.writing;
   }
 }
 
