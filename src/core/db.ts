@@ -2,9 +2,11 @@ import type { Knex } from "knex";
 import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { errorCode } from "./errors.js";
+import { cacheScramKeys } from "./scram.js";
 
 // PostgreSQL returns bigint counts and ids as strings by default; our counts are small.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+cacheScramKeys();
 
 /** One connection for the length of `fn`, always closed. */
 export async function withClient<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -1,0 +1,43 @@
+// The SCRAM key cache (src/core/scram.ts) against the real server: one PBKDF2
+// per role and password, connections still authenticated, a wrong password
+// still refused.
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { describe, it } from "node:test";
+import { parseDatabaseUrl } from "../src/core/connection.ts";
+import { withClient } from "../src/core/db.ts";
+import { cacheScramKeys } from "../src/core/scram.ts";
+import { urlFor } from "./helpers.ts";
+
+type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Promise<ArrayBuffer>;
+
+describe("SCRAM key cache", () => {
+  it("derives the salted password once per role and password; a wrong password is still refused", async () => {
+    const utils = createRequire(import.meta.url)("pg/lib/crypto/utils") as { deriveKey: DeriveKey };
+    const installed = utils.deriveKey;
+    // Count what reaches the underlying PBKDF2 by wrapping it beneath a fresh cache.
+    let derived = 0;
+    utils.deriveKey = (password, salt, iterations) => {
+      derived++;
+      return installed(password, salt, iterations);
+    };
+    cacheScramKeys();
+    try {
+      const settings = parseDatabaseUrl(urlFor("postgres"), "TEST");
+      for (let i = 0; i < 3; i++) {
+        const user = await withClient(settings, async (c) => (await c.query("select current_user as u")).rows[0].u);
+        assert.equal(user, settings.user);
+      }
+      assert.equal(derived, 1, "three connections, one PBKDF2");
+
+      const wrong = { ...settings, password: `${settings.password}-wrong` };
+      await assert.rejects(
+        withClient(wrong, async () => {}),
+        (error: { code?: string }) => error.code === "28P01",
+      );
+      assert.equal(derived, 2, "another password is derived anew, not served from the cache");
+    } finally {
+      utils.deriveKey = installed;
+    }
+  });
+});
