@@ -255,12 +255,21 @@ async function scenario(name, prefix, argv, env = {}) {
   return result;
 }
 
+/**
+ * Runs a script with node, or tenant-migrate's bin as a user's shell does
+ * (through its shebang, with the node options it sets there), the RSS probe
+ * preloaded either way.
+ */
 function runChild(name, argv, extraEnv) {
   const rssFile = path.join(workDir, `rss-${process.hrtime.bigint()}`);
   const env = { ...cleanEnv(), ...extraEnv, BENCH_RSS_FILE: rssFile };
+  const [file, ...args] = argv;
+  const [command, commandArgs] =
+    file === cli ? [cli, args] : [process.execPath, [`--import=${probe}`, file, ...args]];
+  if (file === cli) env.NODE_OPTIONS = `--import=${probe}`;
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [`--import=${probe}`, ...argv], {
+    const child = spawn(command, commandArgs, {
       cwd: workDir,
       env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -304,7 +313,7 @@ function runChild(name, argv, extraEnv) {
 function cleanEnv() {
   const env = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (/^(PG|TENANT_|CATALOG_|APP_MIGRATIONS|BENCH_)/.test(key)) continue;
+    if (/^(PG|TENANT_|CATALOG_|APP_MIGRATIONS|BENCH_|NODE_OPTIONS$)/.test(key)) continue;
     env[key] = value;
   }
   return env;

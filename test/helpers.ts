@@ -321,10 +321,14 @@ export interface CliOptions {
   bin?: string;
 }
 
-/** Starts a CLI without waiting: the child, its result once it closes, and what it printed so far. */
+/**
+ * Starts a CLI without waiting, as a shell does: the file itself, run through
+ * its shebang (with the node options it sets there). Returns the child, its
+ * result once it closes, and what it printed so far.
+ */
 export function startCli(args: string[], options: CliOptions) {
   const spawnOptions: SpawnOptions = { cwd: options.cwd, env: cleanEnv(options.env ?? {}), stdio: "pipe" };
-  const child = spawn(process.execPath, ["--", options.bin ?? BIN, ...args], spawnOptions);
+  const child = spawn(options.bin ?? BIN, args, spawnOptions);
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk) => {
@@ -384,7 +388,7 @@ export async function runInTty(
   // `script` gives a terminal of 0 columns unless told otherwise; a real terminal has a size.
   const size = options.columns === undefined ? "" : `stty cols ${options.columns} rows 40; `;
   const pidFile = path.join(fleet.cwd, `tty-${randomBytes(4).toString("hex")}.pid`);
-  const cli = [process.execPath, BIN, ...args].map(quote).join(" ");
+  const cli = [BIN, ...args].map(quote).join(" ");
   const command = `${size}echo $$ > ${quote(pidFile)}; exec ${cli}${redirect}`;
   const env = cleanEnv({ ...fleet.env, ...options.env });
   const child = spawn("script", ["-qec", command, "/dev/null"], {
