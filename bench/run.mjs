@@ -151,9 +151,13 @@ async function bench() {
   console.log("");
 
   // Warm up, so the first scenario does not pay for cold module loads or for
-  // the first CREATE DATABASEs on a new server (template1 read into the caches).
+  // a new server's first CREATE DATABASEs: template1 read into the caches, and
+  // WAL segment files created (N copies of template1 write as much WAL as the
+  // biggest scenario; after the CHECKPOINT before each scenario they are
+  // recycled, not created anew). Without it, round 1's first scenario ran 5×
+  // slower than later rounds.
   await runChild("warm-up", [cli, "--version"], {});
-  await runChild("warm-up", [path.join(here, "floor.mjs"), "create", adminUrl, "bw_", String(2 * C), String(C)], {});
+  await runChild("warm-up", [path.join(here, "floor.mjs"), "create", adminUrl, "bw_", String(N), String(C)], {});
   await dropDatabases((d) => d.startsWith("bw_"), { quiet: true });
 
   const runs = new Map();
@@ -264,8 +268,7 @@ function runChild(name, argv, extraEnv) {
   const rssFile = path.join(workDir, `rss-${process.hrtime.bigint()}`);
   const env = { ...cleanEnv(), ...extraEnv, BENCH_RSS_FILE: rssFile };
   const [file, ...args] = argv;
-  const [command, commandArgs] =
-    file === cli ? [cli, args] : [process.execPath, [`--import=${probe}`, file, ...args]];
+  const [command, commandArgs] = file === cli ? [cli, args] : [process.execPath, [`--import=${probe}`, file, ...args]];
   if (file === cli) env.NODE_OPTIONS = `--import=${probe}`;
   return new Promise((resolve, reject) => {
     const started = performance.now();

@@ -9,12 +9,15 @@ type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Pro
  * iteration count: so node-postgres's PBKDF2 (4,096 rounds of HMAC-SHA-256,
  * about 1 ms of CPU) is done once per role and run instead of once per
  * connection. The proof sent to the server is the same bytes either way. The
- * cache is keyed by a hash, so it holds no password.
+ * cache is keyed by a hash of the password, salt and count; its values are as
+ * secret as the password itself and, like it, live only in this process.
  *
  * pg looks `deriveKey` up on its utils module at each call, so replacing it
  * there is enough; should a pg upgrade move it, nothing is replaced and pg
  * works as before, only slower.
  */
+const cached = new WeakSet<DeriveKey>();
+
 export function cacheScramKeys(): void {
   const utils = createRequire(import.meta.url)("pg/lib/crypto/utils") as { deriveKey?: DeriveKey };
   const derive = utils.deriveKey;
@@ -35,5 +38,3 @@ export function cacheScramKeys(): void {
   cached.add(cachedDerive);
   utils.deriveKey = cachedDerive;
 }
-
-const cached = new WeakSet<DeriveKey>();
