@@ -31,6 +31,7 @@ import {
   stampTime,
   tableExists,
   useFleet,
+  waitFor,
   withDb,
   withFleet,
 } from "./helpers.ts";
@@ -189,6 +190,23 @@ describe("catalog migrate / status / rollback", () => {
       assert.match(rollback.stderr, /another tenant-migrate run is migrating the catalog/);
       assert.equal(await tableExists(fleet.catalog, "schools"), true);
     });
+  });
+
+  it("SIGTERM while waiting for another run's catalog lock exits 130 and changes nothing", async () => {
+    assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
+    await withDb(fleet.catalog, async (client) => {
+      await client.query("select pg_advisory_lock($1::bigint)", [CATALOG_LOCK_KEY]);
+      const run = fleet.start(["catalog", "rollback", "--lock-timeout", "60"]);
+      await waitFor(() => run.output().stderr.includes("catalog: another run is migrating it; waiting (up to 60 s)"));
+      run.child.kill("SIGTERM");
+      const result = await run.done;
+      assert.equal(result.code, 130, result.stderr);
+      assert.match(
+        result.stderr,
+        /interrupted while waiting for another run's catalog migration lock; nothing changed/,
+      );
+    });
+    assert.deepEqual(await appliedMigrations(fleet.catalog), BUNDLED_CATALOG);
   });
 
   it("clears a knex lock flag that a killed run left on the catalog, saying so, and migrates", async () => {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { withServer } from "../commands/context.js";
 import type { Config } from "../core/config.js";
-import { describeError, TenantMigrateError } from "../core/errors.js";
+import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
 import { configFrom } from "./options.js";
@@ -39,7 +39,7 @@ export async function runAction(
   } catch (error) {
     output.stopSpinner();
     const message = redact(messageOf(error));
-    output.note(`${output.err.red("error")}: ${message}`);
+    output.note(error instanceof InterruptedError ? message : `${output.err.red("error")}: ${message}`);
     // --json promises one document on stdout, also when the run could not start.
     if (json) output.document({ ok: false, error: message });
     process.exitCode = error instanceof TenantMigrateError ? error.exitCode : 1;

@@ -16,6 +16,7 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
     config: options.config,
     dryRun: options.dryRun === true,
     onEvent: options.onEvent,
+    signal: options.signal,
   });
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
   const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {

@@ -29,7 +29,7 @@ export async function migrateCatalog(options: CommandOptions & { dryRun?: boolea
       } as Knex.MigratorConfig);
       return { migrations: log as string[] };
     },
-    options.onEvent,
+    options,
   );
 }
 
@@ -44,7 +44,7 @@ export async function rollbackCatalog(options: CommandOptions & { all?: boolean 
       );
       return { migrations: log as string[] };
     },
-    options.onEvent,
+    options,
   );
 }
 

@@ -19,6 +19,7 @@ export interface SimpleResult {
 /**
  * The shape of unlock and drop: each named tenant in turn, one result each;
  * a failure (bad row, unreachable server) is that tenant's result alone.
+ * After an interrupt the tenants not yet reached are `skipped`.
  */
 export async function forEachNamedTenant(
   options: CommandOptions & { tenants: string[] },
@@ -30,6 +31,10 @@ export async function forEachNamedTenant(
     const results: SimpleTenantResult[] = [];
     for (const tenant of selectTenants(all, options.tenants)) {
       const base = { id: tenant.id, name: tenant.name, database: tenant.database };
+      if (options.signal?.aborted) {
+        results.push({ ...base, result: "skipped" });
+        continue;
+      }
       try {
         const problem = problems.get(tenant.id);
         if (problem) throw new Error(problem);

@@ -1,5 +1,6 @@
 import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
 import { serverKey } from "../core/connection.js";
+import { InterruptedError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 import { inspectTenant, type TenantStatus } from "../core/tenant.js";
@@ -49,6 +50,7 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
       },
       {
         concurrency: config.concurrency,
+        signal: options.signal,
         serverOf: (tenant) => {
           try {
             return serverKey(placeTenant(config, tenant).admin);
@@ -58,6 +60,10 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
         },
       },
     );
+    // A read has nothing to finish: stop rather than report a partial fleet as if whole.
+    if (options.signal?.aborted) {
+      throw new InterruptedError(`interrupted after reading ${statuses.size} of ${tenants.length} tenants`);
+    }
     return {
       latest: folder.latest ?? null,
       tenants: tenants.map((t) => statuses.get(t.id) as TenantStatus),

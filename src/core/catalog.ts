@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
-import { describeError, errorCode, UsageError } from "./errors.js";
+import { describeError, errorCode, InterruptedError, UsageError } from "./errors.js";
 import type { EmitEvent } from "./fleet.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
@@ -157,26 +157,38 @@ export function catalogFolder(config: Config): MigrationFolder {
 export async function withCatalogMigrator<T>(
   config: Config,
   fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
-  onEvent?: EmitEvent,
+  hooks: { onEvent?: EmitEvent | undefined; signal?: AbortSignal | undefined } = {},
 ): Promise<T> {
   const folder = catalogFolder(config);
   const settings = catalogSettings(config);
   return withKnex(settings, async (db) => {
     // Several pipelines may migrate the catalog at once: take turns. This is
     // also the first query, so a failure here is a failure to connect.
+    const seconds = Math.round(config.lockTimeoutMs / 1000);
+    const onWait = () =>
+      hooks.onEvent?.({
+        type: "notice",
+        message: `catalog: another run is migrating it; waiting (up to ${seconds} s)`,
+      });
     let lock: Awaited<ReturnType<typeof acquireAdvisoryLock>>;
     try {
-      lock = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, () => {});
+      lock = await acquireAdvisoryLock(db, CATALOG_LOCK_KEY, config.lockTimeoutMs, onWait, hooks.signal);
     } catch (error) {
       throw catalogConnectError(settings, error);
     }
+    if (lock === "interrupted") {
+      throw new InterruptedError("interrupted while waiting for another run's catalog migration lock; nothing changed");
+    }
     if (lock !== "acquired") {
       throw new UsageError(
-        `another tenant-migrate run is migrating the catalog; gave up after ${Math.round(config.lockTimeoutMs / 1000)} s (--lock-timeout)`,
+        `another tenant-migrate run is migrating the catalog; gave up after ${seconds} s (--lock-timeout)`,
       );
     }
     if (await clearStaleKnexLock(db)) {
-      onEvent?.({ type: "notice", message: "catalog: cleared a knex migration lock left by a process that is gone" });
+      hooks.onEvent?.({
+        type: "notice",
+        message: "catalog: cleared a knex migration lock left by a process that is gone",
+      });
     }
     return fn(db, folder);
   });

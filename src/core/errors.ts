@@ -12,6 +12,11 @@ export class UsageError extends TenantMigrateError {
   override readonly exitCode: number = 2;
 }
 
+/** Stopped by SIGINT/SIGTERM before its work began or while it waited: nothing half-done (exit 130). */
+export class InterruptedError extends TenantMigrateError {
+  override readonly exitCode: number = 130;
+}
+
 /** Every configuration problem found, reported at once. */
 export class ConfigError extends UsageError {
   constructor(readonly problems: string[]) {

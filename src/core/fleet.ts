@@ -138,10 +138,12 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
   };
 
   const canary = Math.min(options.canary ?? 0, tenants.length);
+  // No signal here: runOne itself turns every tenant left after an interrupt into a `skipped` result.
+  const bounds = { concurrency: options.concurrency, serverOf: options.serverOf };
   const first = tenants.slice(0, canary);
   const rest = tenants.slice(canary);
   if (first.length > 0) {
-    await runBounded(first, runOne, options);
+    await runBounded(first, runOne, bounds);
     if (first.some((t) => results.get(t)?.result === "failed")) {
       stopStarting = true;
       emit({
@@ -150,7 +152,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
       });
     }
   }
-  await runBounded(rest, runOne, options);
+  await runBounded(rest, runOne, bounds);
 
   const ordered = tenants.map((t) => results.get(t) as TenantResult);
   const summary: FleetSummary = {
@@ -178,6 +180,8 @@ export async function runBounded<T>(
   options: {
     concurrency: number;
     serverOf?: ((item: T) => string) | undefined;
+    /** Once aborted, no new item starts. */
+    signal?: AbortSignal | undefined;
   },
 ): Promise<void> {
   const queues = new Map<string, T[]>();
@@ -191,7 +195,7 @@ export async function runBounded<T>(
   for (const queue of queues.values()) {
     let next = 0;
     const worker = async () => {
-      while (next < queue.length) {
+      while (next < queue.length && !options.signal?.aborted) {
         const item = queue[next++] as T;
         await run(item);
       }

@@ -11,8 +11,8 @@ export function registerCatalog(program: Command): void {
     .description("bring the catalog to its latest migration")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config, { output }) => {
-        const result = await migrateCatalog({ config, onEvent: noticesTo(output) });
+      await runAction(command, async (config, { output, signal }) => {
+        const result = await migrateCatalog({ config, onEvent: noticesTo(output), signal });
         if (flags.json) output.document(result);
         else
           output.line(
@@ -28,8 +28,8 @@ export function registerCatalog(program: Command): void {
     .option("--all", "undo every batch")
     .option("--json", "print one JSON document on stdout")
     .action(async (flags: { all?: boolean; json?: boolean }, command: Command) => {
-      await runAction(command, async (config, { output }) => {
-        const result = await rollbackCatalog({ config, all: flags.all === true, onEvent: noticesTo(output) });
+      await runAction(command, async (config, { output, signal }) => {
+        const result = await rollbackCatalog({ config, all: flags.all === true, onEvent: noticesTo(output), signal });
         if (flags.json) output.document(result);
         else
           output.line(

@@ -11,12 +11,8 @@ export function registerDrop(program: Command): void {
     .option("--json", "print one JSON document on stdout")
     .description("drop tenant databases (the catalog rows stay)")
     .action(async (tenants: string[], flags: { yes?: boolean; json?: boolean }, command: Command) => {
-      await runAction(command, async (config, { output }) => {
-        const result = await dropTenants({
-          config,
-          tenants,
-          yes: flags.yes === true,
-        });
+      await runAction(command, async (config, { output, signal }) => {
+        const result = await dropTenants({ config, tenants, yes: flags.yes === true, signal });
         return printSimpleResult(result, output);
       });
     });

@@ -14,8 +14,8 @@ export function registerStatus(program: Command): void {
       .description("per tenant: applied and pending migrations, and its state"),
     { changes: false },
   ).action(async (tenants: string[], flags: FleetFlags & { check?: boolean }, command: Command) => {
-    await runAction(command, async (config, { output }) => {
-      const status = await fleetStatus(fleetOptionsFrom(flags, config, tenants));
+    await runAction(command, async (config, { output, signal }) => {
+      const status = await fleetStatus({ ...fleetOptionsFrom(flags, config, tenants), signal });
       if (flags.json) {
         output.document(status);
       } else {

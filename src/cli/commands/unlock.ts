@@ -10,8 +10,8 @@ export function registerUnlock(program: Command): void {
     .option("--json", "print one JSON document on stdout")
     .description("release a knex migration lock left by a dead process")
     .action(async (tenants: string[], _flags: { json?: boolean }, command: Command) => {
-      await runAction(command, async (config, { output }) => {
-        const result = await unlockTenants({ config, tenants });
+      await runAction(command, async (config, { output, signal }) => {
+        const result = await unlockTenants({ config, tenants, signal });
         return printSimpleResult(result, output);
       });
     });
