@@ -36,6 +36,16 @@ export async function ensureHistoryTable(client: pg.Client): Promise<void> {
   }
 }
 
+interface FinalRow {
+  id: string;
+  result: string;
+  migrations: string;
+  error: string | null;
+  ms: number;
+  /** performance.now() when the tenant finished. */
+  finishedAt: number;
+}
+
 /**
  * Writes one run's history: a row per tenant at the start ("running"), so a
  * run killed mid-way leaves rows that say it never finished, then the result
@@ -45,8 +55,8 @@ export class HistoryRecorder {
   readonly runId = randomUUID();
   /** Each tenant's row, by school_id. */
   private readonly rowIds = new Map<string, string>();
-  /** Final rows not written yet: [row id, result, migrations, error, started at, finished at]. */
-  private pending: (string | null)[][] = [];
+  /** Final rows not written yet. */
+  private pending: FinalRow[] = [];
   private writing: Promise<void> | undefined;
 
   private constructor(private readonly client: pg.Client) {}
@@ -76,15 +86,15 @@ export class HistoryRecorder {
   record(result: TenantResult): void {
     const id = this.rowIds.get(result.id);
     if (id === undefined) return;
-    const finished = new Date();
-    this.pending.push([
+    this.pending.push({
       id,
-      result.result,
-      JSON.stringify(result.migrations),
-      result.error === undefined ? null : redact(result.error),
-      new Date(finished.getTime() - result.ms).toISOString(),
-      finished.toISOString(),
-    ]);
+      result: result.result,
+      migrations: JSON.stringify(result.migrations),
+      // A text column takes no NUL byte, whatever a migration's error says.
+      error: result.error === undefined ? null : redact(result.error).replaceAll("\0", ""),
+      ms: result.ms,
+      finishedAt: performance.now(),
+    });
     this.writing ??= this.writePending();
   }
 
@@ -92,20 +102,38 @@ export class HistoryRecorder {
     while (this.pending.length > 0) {
       const rows = this.pending;
       this.pending = [];
-      const column = (i: number) => rows.map((row) => row[i]);
-      await this.client
-        .query(
-          `update tenant_migrate_history h
-              set result = u.result, migrations = u.migrations::jsonb, error = u.error,
-                  started_at = u.started_at::timestamptz, finished_at = u.finished_at::timestamptz
-             from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                  as u(id, result, migrations, error, started_at, finished_at)
-            where h.id = u.id`,
-          [0, 1, 2, 3, 4, 5].map(column),
-        )
-        .catch(() => {}); // history must never fail a migration
+      // History must never fail a migration. A batch that fails is tried row
+      // by row, so that one bad row loses only itself.
+      if (!(await this.write(rows))) for (const row of rows) await this.write([row]);
     }
     this.writing = undefined;
+  }
+
+  /** One UPDATE for `rows`; times on the server's clock, as the rows' start was. False when it failed. */
+  private async write(rows: FinalRow[]): Promise<boolean> {
+    const now = performance.now();
+    try {
+      await this.client.query(
+        `update tenant_migrate_history h
+            set result = u.result, migrations = u.migrations::jsonb, error = u.error,
+                finished_at = clock_timestamp() - make_interval(secs => u.ago_ms / 1000),
+                started_at = clock_timestamp() - make_interval(secs => (u.ago_ms + u.ms) / 1000)
+           from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[])
+                as u(id, result, migrations, error, ms, ago_ms)
+          where h.id = u.id`,
+        [
+          rows.map((r) => r.id),
+          rows.map((r) => r.result),
+          rows.map((r) => r.migrations),
+          rows.map((r) => r.error),
+          rows.map((r) => r.ms),
+          rows.map((r) => now - r.finishedAt),
+        ],
+      );
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async flush(): Promise<void> {
