@@ -6,10 +6,8 @@ import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { parseDatabaseUrl } from "../src/core/connection.ts";
 import { withClient } from "../src/core/db.ts";
-import { cacheScramKeys } from "../src/core/scram.ts";
+import { cacheScramKeys, type DeriveKey } from "../src/core/scram.ts";
 import { urlFor } from "./helpers.ts";
-
-type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Promise<ArrayBuffer>;
 
 describe("SCRAM key cache", () => {
   it("derives the salted password once per role and password; a wrong password is still refused", async () => {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 
-type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Promise<ArrayBuffer>;
+export type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Promise<ArrayBuffer>;
 
 /**
  * Every connection of a run authenticates as the same few roles, and SCRAM's
@@ -13,13 +13,18 @@ type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Pro
  * secret as the password itself and, like it, live only in this process.
  *
  * pg looks `deriveKey` up on its utils module at each call, so replacing it
- * there is enough; should a pg upgrade move it, nothing is replaced and pg
- * works as before, only slower.
+ * there is enough; should a pg upgrade move or rename it, nothing is replaced
+ * and pg works as before, only slower.
  */
 const cached = new WeakSet<DeriveKey>();
 
 export function cacheScramKeys(): void {
-  const utils = createRequire(import.meta.url)("pg/lib/crypto/utils") as { deriveKey?: DeriveKey };
+  let utils: { deriveKey?: DeriveKey };
+  try {
+    utils = createRequire(import.meta.url)("pg/lib/crypto/utils");
+  } catch {
+    return;
+  }
   const derive = utils.deriveKey;
   if (typeof derive !== "function" || cached.has(derive)) return;
   const keys = new Map<string, Promise<ArrayBuffer>>();
