@@ -246,10 +246,14 @@ export class Fleet {
     return databasesLike(`${this.prefix}\\_%`);
   }
 
+  /** What the names of the template databases this fleet's runs build start with (its catalog is the admin database). */
+  templatePrefix(): string {
+    return templatePrefix({ database: this.catalog, user: decodeURIComponent(SERVER.username) });
+  }
+
   /** Drops every database of this fleet, the templates its runs built, and its working directory. */
   async cleanup(): Promise<void> {
-    const templates = templatePrefix({ database: this.catalog, user: decodeURIComponent(SERVER.username) });
-    for (const datname of [...(await this.databases()), ...(await databasesLike(`${templates}%`))]) {
+    for (const datname of [...(await this.databases()), ...(await databasesLike(`${this.templatePrefix()}%`))]) {
       await query("postgres", `drop database if exists "${datname}" with (force)`);
     }
     rmSync(this.cwd, { recursive: true, force: true });
@@ -307,6 +311,8 @@ function cleanEnv(extra: Record<string, string | undefined>): Record<string, str
     env[key] = value;
   }
   env.NO_COLOR = "";
+  // The bin's shebang runs the first `node` on PATH: make it this one.
+  env.PATH = [path.dirname(process.execPath), env.PATH].filter(Boolean).join(path.delimiter);
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;

@@ -61,8 +61,9 @@ export async function ensureTemplate(
     const template = withDatabase(admin, name);
     await withKnex(template, (db) => db.migrate.latest({ migrationSource: folder } as Knex.MigratorConfig));
     // Frozen, as template0 is: otherwise each copy's first reader sets hint bits
-    // on every page it reads, writing each page whole to WAL (data checksums are
-    // on by default): ~40 KiB of WAL and a slower first connection per school.
+    // on every page it reads, and with data checksums (on by default since
+    // PostgreSQL 18) writes each page whole to WAL: ~40 KiB of WAL and a slower
+    // first connection per school.
     await withClient(template, (c) => c.query("vacuum (freeze)"));
     await client.query(`alter database ${quoted} with allow_connections = false`);
     await dropOtherTemplates(client, templatePrefix(admin), name);
