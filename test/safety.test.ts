@@ -6,6 +6,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import {
   appliedMigrations,
+  databaseExists,
   type Fleet,
   type FleetJson,
   type HistoryJson,
@@ -179,6 +180,33 @@ describe("SIGINT during `all`", () => {
     const next = await fleet.run(["all", "--json"]);
     assert.equal(next.code, 0, next.stderr);
     for (const database of names) assert.equal((await appliedMigrations(database)).length, 4);
+  });
+
+  it("SIGTERM during drop: the school in hand is finished, the rest are skipped and kept, exit 130", async () => {
+    const [busy, kept] = fleet.dbs("drop_busy", "drop_kept");
+    await fleet.addMigrated([busy, kept]);
+    // A session on the first school: DROP DATABASE waits ~5 s for it to leave, then fails.
+    await withDb(busy, async () => {
+      const run = fleet.start(["drop", busy, kept, "--yes", "--json"]);
+      await waitFor(
+        async () =>
+          (await query("postgres", "select 1 from pg_stat_activity where query like 'drop database%'")).length > 0,
+        20_000,
+        "drop waiting for the busy school",
+      );
+      run.child.kill("SIGTERM");
+      const result = await run.done;
+      assert.equal(result.code, 130, result.stderr);
+      const json = parseJson<{ tenants: { database: string; result: string }[] }>(result.stdout);
+      assert.deepEqual(
+        json.tenants.map((t) => [t.database, t.result]),
+        [
+          [busy, "failed"],
+          [kept, "skipped"],
+        ],
+      );
+    });
+    assert.ok(await databaseExists(kept), "a skipped school is not dropped");
   });
 
   it("SIGTERM during a command with no fleet (catalog migrate) lets its migration finish, then exits 130", async () => {
