@@ -190,7 +190,13 @@ describe("SIGINT during `all`", () => {
       const run = fleet.start(["drop", busy, kept, "--yes", "--json"]);
       await waitFor(
         async () =>
-          (await query("postgres", "select 1 from pg_stat_activity where query like 'drop database%'")).length > 0,
+          (
+            await query(
+              "postgres",
+              "select 1 from pg_stat_activity where query like 'drop database%' and strpos(query, $1) > 0",
+              [busy],
+            )
+          ).length > 0,
         20_000,
         "drop waiting for the busy school",
       );
