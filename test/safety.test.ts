@@ -37,6 +37,16 @@ export async function down(knex) {
 `;
 }
 
+/** How many sessions on the test server match `condition` (SQL over pg_stat_activity). */
+async function sessionsRunning(condition: string, params: unknown[]): Promise<number> {
+  const rows = await query<{ n: number }>(
+    "postgres",
+    `select count(*)::int as n from pg_stat_activity where ${condition}`,
+    params,
+  );
+  return rows[0]?.n ?? 0;
+}
+
 describe("five `all` runs at once", () => {
   let fleet: Fleet;
   useFleet((f) => {
@@ -87,13 +97,7 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
     // Kill once the first tenants are inside their rollback transaction.
     await waitFor(
       async () =>
-        (
-          await query<{ n: number }>(
-            "postgres",
-            "select count(*)::int as n from pg_stat_activity where datname like $1 and query like '%pg_sleep%'",
-            [`${fleet.prefix}\\_k%`],
-          )
-        )[0]?.n === 2,
+        (await sessionsRunning("datname like $1 and query like '%pg_sleep%'", [`${fleet.prefix}\\_k%`])) === 2,
       20_000,
       "rollbacks in flight",
     );
@@ -170,12 +174,7 @@ describe("SIGINT during `all`", () => {
       assert.ok(["provisioned", "skipped"].includes(tenant.result), `${tenant.database}: ${tenant.result}`);
       if (tenant.result === "provisioned") assert.equal((await appliedMigrations(tenant.database)).length, 4);
     }
-    const active = await query<{ n: number }>(
-      "postgres",
-      "select count(*)::int as n from pg_stat_activity where datname like $1",
-      [`${fleet.prefix}\\_s%`],
-    );
-    assert.deepEqual(active, [{ n: 0 }], "no connection left behind");
+    assert.equal(await sessionsRunning("datname like $1", [`${fleet.prefix}\\_s%`]), 0, "no connection left behind");
 
     const next = await fleet.run(["all", "--json"]);
     assert.equal(next.code, 0, next.stderr);
@@ -189,14 +188,7 @@ describe("SIGINT during `all`", () => {
     await withDb(busy, async () => {
       const run = fleet.start(["drop", busy, kept, "--yes", "--json"]);
       await waitFor(
-        async () =>
-          (
-            await query(
-              "postgres",
-              "select 1 from pg_stat_activity where query like 'drop database%' and strpos(query, $1) > 0",
-              [busy],
-            )
-          ).length > 0,
+        async () => (await sessionsRunning("query like 'drop database%' and strpos(query, $1) > 0", [busy])) > 0,
         20_000,
         "drop waiting for the busy school",
       );
@@ -221,14 +213,7 @@ describe("SIGINT during `all`", () => {
     writeFileSync(path.join(dir, "20990101000000_slow.js"), slowMigration("slow_catalog_table", 1));
     const run = fleet.start(["catalog", "migrate", "--catalog-migrations", dir]);
     await waitFor(
-      async () =>
-        (
-          await query(
-            "postgres",
-            "select 1 from pg_stat_activity where datname = $1 and query like 'select pg_sleep%'",
-            [fleet.catalog],
-          )
-        ).length > 0,
+      async () => (await sessionsRunning("datname = $1 and query like 'select pg_sleep%'", [fleet.catalog])) > 0,
       20_000,
       "the slow catalog migration running",
     );
