@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog.js";
 import { UsageError } from "../core/errors.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
 
@@ -14,7 +15,7 @@ export interface CatalogMigrateResult {
  */
 export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
   const folder = catalogFolder(options.config);
-  const { pending, unknown } = await catalogStatus(options);
+  const { pending, unknown } = await readCatalogStatus(options, folder);
   if (unknown.length > 0) {
     throw new UsageError(
       `the catalog has applied migrations that no file in ${folder.dir} matches: ${unknown.join(", ")} (is --catalog-migrations the right folder?)`,
@@ -58,7 +59,10 @@ export interface CatalogStatus {
 
 /** A read: it takes no lock, so it never waits for a run that is migrating the catalog. */
 export async function catalogStatus(options: CommandOptions): Promise<CatalogStatus> {
-  const folder = catalogFolder(options.config);
+  return readCatalogStatus(options, catalogFolder(options.config));
+}
+
+async function readCatalogStatus(options: CommandOptions, folder: MigrationFolder): Promise<CatalogStatus> {
   const applied = (await withCatalog(options.config, readApplied)).map((m) => m.name);
   const done = new Set(applied);
   return {
