@@ -77,6 +77,19 @@ describe("resolveConfig (core)", () => {
     assert.equal(config.embedded, false);
     assert.equal(config.tenantServers.size, 0);
     assert.equal(config.appRole, undefined);
+    assert.equal(config.template, false, "template copies are opt-in");
+  });
+
+  it("--template / TENANT_MIGRATE_TEMPLATE=1 opt in to template copies; --no-template and =0 stay accepted", () => {
+    const d = dir("template", "TENANT_MIGRATE_TEMPLATE=1\n");
+    const base = { catalogUrl: FLAG_URL };
+    assert.equal(resolveConfig(base, {}, dir("template-none")).template, false);
+    assert.equal(resolveConfig({ ...base, template: true }, {}, dir("template-none")).template, true);
+    assert.equal(resolveConfig(base, { TENANT_MIGRATE_TEMPLATE: "1" }, dir("template-none")).template, true);
+    assert.equal(resolveConfig(base, { TENANT_MIGRATE_TEMPLATE: "0" }, dir("template-none")).template, false);
+    assert.equal(resolveConfig(base, {}, d).template, true, "from the .env file");
+    assert.equal(resolveConfig(base, { TENANT_MIGRATE_TEMPLATE: "0" }, d).template, false, "the environment wins");
+    assert.equal(resolveConfig({ ...base, template: false }, {}, d).template, false, "--no-template wins");
   });
 
   it("takes a flag over the environment over the .env file over the default", () => {
@@ -317,6 +330,12 @@ describe("resolveConfig (core)", () => {
         what: "TENANT_MIGRATE_EMBEDDED=1 with CATALOG_DATABASE_URL",
         env: { TENANT_MIGRATE_EMBEDDED: "1", CATALOG_DATABASE_URL: ENV_URL },
         problem: /--embedded cannot be combined/,
+      },
+      {
+        what: "a TENANT_MIGRATE_TEMPLATE that is not a switch",
+        flags: { catalogUrl: FLAG_URL },
+        env: { TENANT_MIGRATE_TEMPLATE: "maybe" },
+        problem: /TENANT_MIGRATE_TEMPLATE must be 1 or 0/,
       },
       {
         what: "a --catalog-migrations folder that does not exist",

@@ -75,7 +75,7 @@ describe("provisioning from a template database", () => {
   it("copies new schools from a closed template that has every migration, built once per migration set", async () => {
     const [a, b] = fleet.dbs("tpl_a", "tpl_b");
     await fleet.addTenants([a, b]);
-    const result = await fleet.run(["all", "--json"]);
+    const result = await fleet.run(["all", "--template", "--json"]);
     assert.equal(result.code, 0, result.stderr);
     for (const tenant of parseJson<FleetJson>(result.stdout).tenants) {
       assert.equal(tenant.result, "provisioned");
@@ -99,7 +99,7 @@ describe("provisioning from a template database", () => {
     );
     assert.equal(frozen?.ok, true, "the copy's rows are frozen");
 
-    // --no-template: the school runs its migrations itself (its own times).
+    // Without --template (the default; --no-template says so): the school runs its migrations itself (its own times).
     const [c] = fleet.dbs("tpl_c");
     await fleet.addTenants([c]);
     const plain = await fleet.run(["all", "--no-template", "--json"]);
@@ -114,7 +114,7 @@ describe("provisioning from a template database", () => {
     fleet.writeMigration("20240701000000_extra.js", tableMigration("extra"));
     const [d] = fleet.dbs("tpl_d");
     await fleet.addTenants([d]);
-    const next = await fleet.run(["all", "--json"]);
+    const next = await fleet.run(["--template", "all", "--json"]);
     assert.equal(next.code, 0, next.stderr);
     const dResult = parseJson<FleetJson>(next.stdout).tenants.find((t) => t.database === d);
     assert.deepEqual(dResult?.migrations, [...SAMPLE, "20240701000000_extra.js"]);
@@ -128,20 +128,20 @@ describe("provisioning from a template database", () => {
   it("leaves the templates of another catalog on the same server alone", async () => {
     const [keepA, keepB] = fleet.dbs("keep_a", "keep_b");
     await fleet.addTenants([keepA]);
-    assert.equal((await fleet.run(["all"])).code, 0);
+    assert.equal((await fleet.run(["all"], { env: { TENANT_MIGRATE_TEMPLATE: "1" } })).code, 0);
     const ours = await templatesOf(fleet);
     assert.equal(ours.length, 1);
     // Another catalog with another migration set: its run drops its own old templates, never ours.
     await withFleet({}, async (other) => {
       other.writeMigration("20240801000000_other.js", tableMigration("other"));
       await other.addTenants(other.dbs("o1"));
-      const result = await other.run(["all", "--json"]);
+      const result = await other.run(["all", "--template", "--json"]);
       assert.equal(result.code, 0, result.stderr);
       assert.equal((await templatesOf(other)).length, 1);
     });
     assert.deepEqual(await templatesOf(fleet), ours);
     await fleet.addTenants([keepB]);
-    assert.equal((await fleet.run(["all"])).code, 0);
+    assert.equal((await fleet.run(["all", "--template"])).code, 0);
     assert.deepEqual(await times(keepB), await times(keepA), "copied from the same template, not a rebuilt one");
   });
 });

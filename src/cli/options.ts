@@ -20,7 +20,11 @@ export function addGlobalOptions(program: Command): Command {
     .option("--app-role <role>", "role granted CONNECT and TEMP on new tenant databases (env TENANT_MIGRATE_APP_ROLE)")
     .option("--embedded", "run on an embedded PostgreSQL kept under .tenant-migrate/ (env TENANT_MIGRATE_EMBEDDED=1)")
     .option("--env-file <path>", "read settings from this file instead of ./.env")
-    .option("--no-template", "provision new tenants by running their migrations, not by copying a template database");
+    .option(
+      "--template",
+      "provision new tenants by copying a template database with every migration applied (env TENANT_MIGRATE_TEMPLATE=1)",
+    )
+    .option("--no-template", "provision new tenants by running every migration in them (the default)");
 }
 
 /** Options of the fleet commands. */

@@ -18,7 +18,7 @@ export interface ConfigFlags {
   appRole?: string;
   embedded?: boolean;
   envFile?: string;
-  /** false: provision new tenants by running their migrations, not by copying a template. */
+  /** true: provision new tenants by copying a template database; false: by running their migrations (the default). */
   template?: boolean;
 }
 
@@ -39,7 +39,7 @@ export interface Config {
   /** Role given CONNECT and TEMP on newly provisioned databases, besides their owner. */
   appRole: string | undefined;
   embedded: boolean;
-  /** Provision new tenants by copying a template database that has every migration applied. */
+  /** Provision new tenants by copying a template database that has every migration applied (opt-in). */
   template: boolean;
   cwd: string;
 }
@@ -123,6 +123,7 @@ export function resolveConfig(
     problems.push("--app-role / TENANT_MIGRATE_APP_ROLE is not a valid PostgreSQL role name (at most 63 bytes)");
   }
   const tenantServers = resolveTenantServers(merged.TENANT_SERVERS, problems);
+  const template = flags.template ?? booleanSetting(merged.TENANT_MIGRATE_TEMPLATE, "TENANT_MIGRATE_TEMPLATE", problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -136,7 +137,7 @@ export function resolveConfig(
     retries,
     appRole,
     embedded,
-    template: flags.template !== false && !isFalsy(merged.TENANT_MIGRATE_TEMPLATE),
+    template,
     cwd,
   };
 }
@@ -261,6 +262,14 @@ function durationSetting(raw: string | undefined, name: string, fallback: number
   }
   const unit = match[2] ?? "s";
   return Math.round(Number(match[1]) * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
+}
+
+/** 1/true/yes/on or 0/false/no/off; unset is false; anything else is a problem. */
+function booleanSetting(raw: string | undefined, name: string, problems: string[]): boolean {
+  if (raw === undefined || raw === "" || isFalsy(raw)) return false;
+  if (isTruthy(raw)) return true;
+  problems.push(`${name} must be 1 or 0 (or true/false, yes/no, on/off; got ${JSON.stringify(raw)})`);
+  return false;
 }
 
 function isTruthy(value: string | undefined): boolean {
