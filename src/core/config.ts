@@ -123,7 +123,8 @@ export function resolveConfig(
     problems.push("--app-role / TENANT_MIGRATE_APP_ROLE is not a valid PostgreSQL role name (at most 63 bytes)");
   }
   const tenantServers = resolveTenantServers(merged.TENANT_SERVERS, problems);
-  const template = flags.template ?? booleanSetting(merged.TENANT_MIGRATE_TEMPLATE, "TENANT_MIGRATE_TEMPLATE", problems);
+  const template =
+    flags.template ?? booleanSetting(merged.TENANT_MIGRATE_TEMPLATE, "TENANT_MIGRATE_TEMPLATE", problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import type pg from "pg";
 import { type ConnectionSettings, withDatabase } from "./connection.js";
@@ -28,10 +30,50 @@ export function templatePrefix(admin: Pick<ConnectionSettings, "database" | "use
   return `tenant_migrate_template_${digest([admin.database, admin.user], 12)}_`;
 }
 
-/** One template per admin database, role (a role may copy only the databases it owns) and migration set. */
-export function templateName(admin: ConnectionSettings, folder: MigrationFolder): string {
-  return `${templatePrefix(admin)}${digest(folder.names, 16)}`;
+/** The knex that runs the migrations: another knex version may do the same files differently. */
+const KNEX_VERSION = (createRequire(import.meta.url)("knex/package.json") as { version: string }).version;
+
+/**
+ * What a template holds: the knex version and every migration file's name
+ * and bytes, in order. An edited file (not only a new one) gives a new key.
+ */
+export function migrationSetKey(folder: MigrationFolder): string {
+  const files = folder.files.map(
+    (f) => `${f.name}\t${createHash("sha256").update(readFileSync(f.file)).digest("hex")}`,
+  );
+  return digest([`knex ${KNEX_VERSION}`, ...files], 16);
 }
+
+/**
+ * One template per admin database, role (a role may copy only the databases
+ * it owns) and migration set (the files' contents, see migrationSetKey).
+ */
+export function templateName(
+  admin: ConnectionSettings,
+  folder: MigrationFolder,
+  key = migrationSetKey(folder),
+): string {
+  return `${templatePrefix(admin)}${key}`;
+}
+
+/**
+ * setval(seq, last_value, is_called) on every sequence: same value, log_cnt 0.
+ * A copy (CREATE DATABASE ... TEMPLATE) gets each sequence page as it is; with
+ * log_cnt > 0 the copy's first nextval calls write no WAL, and after a crash
+ * the sequence would come back at the template's value and hand out ids again.
+ */
+const RESET_SEQUENCES = `do $$
+declare
+  seq regclass;
+  last bigint;
+  called boolean;
+begin
+  for seq in select oid::regclass from pg_class where relkind = 'S' loop
+    execute format('select last_value, is_called from %s', seq) into last, called;
+    perform setval(seq, last, called);
+  end loop;
+end
+$$`;
 
 /**
  * Returns the template for `folder` on this server, building it when needed:
@@ -60,6 +102,7 @@ export async function ensureTemplate(
     await client.query(`create database ${quoted}`);
     const template = withDatabase(admin, name);
     await withKnex(template, (db) => db.migrate.latest({ migrationSource: folder } as Knex.MigratorConfig));
+    await withClient(template, (c) => c.query(RESET_SEQUENCES));
     // Frozen, as template0 is: otherwise each copy's first reader sets hint bits
     // on every page it reads, and with data checksums (on by default since
     // PostgreSQL 18) writes each page whole to WAL: ~40 KiB of WAL and a slower
