@@ -26,6 +26,14 @@ export {
 export { type RollbackOptions, rollbackTenants } from "./commands/rollback.js";
 export { type FleetStatus, fleetStatus } from "./commands/status.js";
 export {
+  listTemplates,
+  type PrunedTemplate,
+  type PruneResult,
+  pruneTemplates,
+  type TemplateEntry,
+  type TemplatesResult,
+} from "./commands/templates.js";
+export {
   type AddTenantOptions,
   addTenant,
   listTenants,

@@ -1,6 +1,8 @@
 // Template copies (--template): keyed by the migration files' contents, safe
 // after a crash, and listed and pruned by `templates`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   type Fleet,
@@ -11,6 +13,7 @@ import {
   startSecondServer,
   tableMigration,
   useFleet,
+  withClient,
 } from "./helpers.ts";
 
 /** A migration creating `table` with one text column `column`. */
@@ -128,5 +131,144 @@ export async function down(knex) {
       "20240401000000_after_copy.js",
       "20240501000000_after_crash.js",
     ]);
+  });
+});
+
+/** `templates --json` as the tests read it. */
+interface TemplatesJson {
+  ok: boolean;
+  templates: {
+    server: string;
+    name: string;
+    sizeBytes: number | null;
+    finished: boolean;
+    current: boolean;
+    belongsTo: string;
+    adminDatabase: string | null;
+  }[];
+}
+
+/** `templates prune --json`. */
+interface PruneJson {
+  ok: boolean;
+  refused: boolean;
+  error?: string;
+  templates: (TemplatesJson["templates"][number] & { action: string; reason?: string })[];
+}
+
+describe("templates, and templates prune", () => {
+  let fleet: Fleet;
+  let second: SecondServer;
+  useFleet((f) => {
+    fleet = f;
+  });
+  before(async () => {
+    // A server of its own: prune looks at every template of a server, and other test files build theirs meanwhile.
+    second = await startSecondServer("templates-prune-pw");
+  });
+  after(async () => {
+    await second?.stop();
+  });
+
+  /** Runs the CLI with the catalog `catalog` of the second server. */
+  const on = (catalog: string, args: string[]) =>
+    fleet.run(args, { env: { CATALOG_DATABASE_URL: `${second.url}/${catalog}` } });
+
+  /** A catalog on the second server with one school, provisioned with --template; returns the template's name. */
+  async function catalogWithTemplate(catalog: string): Promise<string> {
+    await second.query(`create database ${catalog}`);
+    assert.equal((await on(catalog, ["catalog", "migrate"])).code, 0);
+    await second.query(
+      "insert into schools (school_name, school_database) values ($1, $2)",
+      [catalog, `${catalog}_school`],
+      catalog,
+    );
+    const result = await on(catalog, ["--template", "all"]);
+    assert.equal(result.code, 0, result.stderr);
+    const names = await second.query(
+      "select datname from pg_database where datname like 'tenant\\_migrate\\_template\\_%' order by oid desc limit 1",
+    );
+    return names[0]?.datname as string;
+  }
+
+  const exists = async (database: string) =>
+    (await second.query("select 1 from pg_database where datname = $1", [database])).length === 1;
+
+  it("lists each template with its size and use, and prunes only what this catalog's current files do not use", async () => {
+    const ours = await catalogWithTemplate("cat_ours");
+    const others = await catalogWithTemplate("cat_other");
+    const orphan = await catalogWithTemplate("cat_gone");
+    assert.equal(new Set([ours, others, orphan]).size, 3, "one template per catalog (admin database)");
+    await second.query("drop database cat_gone with (force)");
+
+    const listed = await on("cat_ours", ["templates", "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const list = new Map(parseJson<TemplatesJson>(listed.stdout).templates.map((t) => [t.name, t]));
+    assert.deepEqual(
+      [ours, others, orphan].map((name) => [list.get(name)?.belongsTo, list.get(name)?.current]),
+      [
+        ["this-catalog", true],
+        ["another-catalog", false],
+        ["orphan", false],
+      ],
+    );
+    assert.equal(list.get(ours)?.server, "catalog");
+    assert.equal(list.get(ours)?.finished, true);
+    assert.ok((list.get(ours)?.sizeBytes ?? 0) > 1_000_000, "pg_database_size in bytes");
+    const text = await on("cat_ours", ["templates"]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`${ours}\\s+[\\d.]+ MB\\s+yes\\s+finished\\s+this catalog`));
+    assert.match(text.stdout, /^3 templates, [\d.]+ MB$/m);
+
+    // Nothing to prune yet but the orphan; then an edited file makes ours old.
+    const name = "20240101000000_create_lunch_week.js";
+    fleet.writeMigration(name, `${readFileSync(path.join(fleet.appMigrations, name), "utf8")}\n// edited\n`);
+    const afterEdit = parseJson<TemplatesJson>((await on("cat_ours", ["templates", "--json"])).stdout);
+    assert.equal(afterEdit.templates.find((t) => t.name === ours)?.current, false, "an edited file is new content");
+
+    // Without --yes: exit 2, the list of what would go, nothing dropped.
+    const refused = await on("cat_ours", ["templates", "prune"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stdout, new RegExp(`${ours} .*would be dropped`));
+    assert.match(refused.stdout, new RegExp(`${orphan} .*would be dropped`));
+    assert.match(refused.stdout, new RegExp(`${others} .*kept: another catalog's`));
+    assert.match(refused.stderr, /refusing to drop 2 templates without --yes/);
+    for (const template of [ours, others, orphan]) assert.ok(await exists(template));
+
+    // A run copying ours holds its lock shared, in its admin database: prune keeps it meanwhile.
+    await withClient(`${second.url}/cat_ours`, async (copying) => {
+      await copying.query("select pg_advisory_lock_shared(74657, hashtext($1))", [ours]);
+      const busy = await on("cat_ours", ["templates", "prune", "--yes", "--json"]);
+      assert.equal(busy.code, 0, busy.stderr);
+      const actions = new Map(parseJson<PruneJson>(busy.stdout).templates.map((t) => [t.name, t]));
+      assert.equal(actions.get(ours)?.action, "kept");
+      assert.match(actions.get(ours)?.reason ?? "", /copying or building it right now/);
+      assert.equal(actions.get(orphan)?.action, "dropped");
+      assert.equal(actions.get(others)?.action, "kept");
+    });
+    assert.ok(await exists(ours));
+    assert.equal(await exists(orphan), false);
+
+    const pruned = await on("cat_ours", ["templates", "prune", "--yes"]);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.match(pruned.stdout, new RegExp(`${ours} .*dropped`));
+    assert.match(pruned.stdout, /^dropped 1 template, [\d.]+ MB$/m);
+    assert.equal(await exists(ours), false);
+    assert.ok(await exists(others), "another catalog's template stays");
+
+    // The next --template run builds ours again, for the edited files.
+    await second.query(
+      "insert into schools (school_name, school_database) values ('again', 'cat_ours_again')",
+      [],
+      "cat_ours",
+    );
+    assert.equal((await on("cat_ours", ["all", "--template"])).code, 0);
+    const rebuilt = parseJson<TemplatesJson>((await on("cat_ours", ["templates", "--json"])).stdout);
+    assert.equal(rebuilt.templates.filter((t) => t.belongsTo === "this-catalog" && t.current).length, 1);
+    assert.match(
+      (await on("cat_ours", ["templates", "prune"])).stdout,
+      /nothing to prune/,
+      "nothing of ours to prune, so no --yes is needed",
+    );
   });
 });

@@ -9,6 +9,7 @@ import { registerMigrate } from "./commands/migrate.js";
 import { registerProvision } from "./commands/provision.js";
 import { registerRollback } from "./commands/rollback.js";
 import { registerStatus } from "./commands/status.js";
+import { registerTemplates } from "./commands/templates.js";
 import { registerTenants } from "./commands/tenants.js";
 import { registerUnlock } from "./commands/unlock.js";
 import { addGlobalOptions } from "./options.js";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerUnlock(program);
   registerDrop(program);
   registerTenants(program);
+  registerTemplates(program);
   registerHistory(program);
   registerCatalog(program);
   for (const command of program.commands) {
