@@ -1,6 +1,6 @@
 // Is a fresh fleet bound by PostgreSQL's copy of the template, or by
 // tenant-migrate? On one embedded PostgreSQL, R rounds of, interleaved:
-//   tool:  `tenant-migrate all` on N new schools (copies of its template);
+//   tool:  `tenant-migrate all --template` on N new schools (copies of its template);
 //   copy:  N bare `CREATE DATABASE ... TEMPLATE` of that same template, C at once.
 //
 //   node bench/template-copy.mjs [--tenants N (200)] [--rounds R (3)]
@@ -78,14 +78,14 @@ try {
   );
   await catalog.end();
   // Warm-up (not measured): builds the template, and creates the WAL segment files.
-  tool(["all"]);
+  tool(["all", "--template"]);
   await dropSchools();
   const { rows } = await admin.query("select datname from pg_database where datname like 'tenant_migrate_template_%'");
   const template = rows[0].datname;
   console.log(`N=${N} schools, ${C} at once, ${ROUNDS} rounds; ms per school (wall clock, tool start-up included)`);
   for (let round = 1; round <= ROUNDS; round++) {
     await admin.query("checkpoint");
-    const toolMs = tool(["all", "--concurrency", String(C)]);
+    const toolMs = tool(["all", "--template", "--concurrency", String(C)]);
     await dropSchools();
     await admin.query("checkpoint");
     const copyMs = await concurrently((pool, i) =>
