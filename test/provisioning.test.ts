@@ -343,9 +343,9 @@ export async function down(knex) { await knex.schema.dropTable("slow_table"); }
           "the slow migration in flight",
         );
         const during = await databaseRow(db);
-        assert.equal(during?.datconnlimit, PROVISIONING_CONNECTION_LIMIT, "marked as the tool's while it migrates");
         assert.equal(await canConnect(role, db), false, "the app role cannot connect before every migration ran");
         assert.equal(publicMayConnect(during), false);
+        assert.equal(during?.datconnlimit, PROVISIONING_CONNECTION_LIMIT, "marked as the tool's while it migrates");
         run.child.kill("SIGKILL");
         assert.equal((await run.done).signal, "SIGKILL");
         // The server notices a vanished client only when the sleep ends: end the killed run's sessions now,
