@@ -81,7 +81,11 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
   }
   const tenant = await withCatalog(options.config, async (catalog) => {
     await loadTenants(catalog); // fails clearly when the catalog is not migrated
-    if (options.provision && !options.adopt) await refuseForeign(options.config, database, options.server);
+    // A server that cannot be asked now: the row goes in and its provisioning fails alone, as usual.
+    if (options.provision && !options.adopt) {
+      const foreign = await isForeign(options.config, database, options.server).catch(() => false);
+      if (foreign) throw new UsageError(new ForeignDatabaseError(database).message);
+    }
     try {
       const columns = options.server === undefined ? "" : ", school_server";
       const values = options.server === undefined ? "" : ", $3";
@@ -117,17 +121,21 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
 }
 
 /**
- * Before the row is inserted: `--provision` would adopt an existing database
- * that the tool did not make and knex never migrated. A UsageError (exit 2,
- * nothing inserted) unless --adopt.
+ * Before the row is inserted: whether `--provision` would adopt an existing
+ * database that the tool did not make and knex never migrated (refused with
+ * exit 2, nothing inserted, unless --adopt).
  */
-async function refuseForeign(config: AddTenantOptions["config"], database: string, server: string | undefined) {
+async function isForeign(
+  config: AddTenantOptions["config"],
+  database: string,
+  server: string | undefined,
+): Promise<boolean> {
   const { admin, settings } = placeTenant(config, { id: "", name: "", database, server: server ?? null });
   const mark = await withClient(admin, (client) => readDatabaseMark(client, database));
-  if (!mark.exists || mark.provisioning || !mark.allowConnections) return; // absent, ours, or closed (fails as closed)
-  const knexTable = await withClient(settings, async (client) => {
-    const { rows } = await client.query<{ ok: boolean }>("select to_regclass('knex_migrations') is not null as ok");
+  // Absent, the tool's own (half-made), or closed (it then fails as closed): not for this check.
+  if (!mark.exists || mark.provisioning || !mark.allowConnections) return false;
+  return withClient(settings, async (client) => {
+    const { rows } = await client.query<{ ok: boolean }>("select to_regclass('knex_migrations') is null as ok");
     return rows[0]?.ok === true;
   });
-  if (!knexTable) throw new UsageError(new ForeignDatabaseError(database).message);
 }
