@@ -378,3 +378,42 @@ export async function down(knex) { await knex.schema.dropTable("slow_table"); }
     );
   });
 });
+
+describe("kill -9 at any point of provisioning", () => {
+  it("whenever the CLI is killed, the next run finishes every school: migrated, granted, unmarked, none closed", async () => {
+    await withRole((role) =>
+      withFleet({}, async (fleet) => {
+        const names = fleet.numberedDbs("kill", 6);
+        await fleet.addTenants(names);
+        // Kill at spread-out moments: before, during and after CREATE DATABASE, the opening, the migrations, the finish.
+        for (const delayMs of [150, 400, 700, 1000, 1500]) {
+          const run = fleet.start(["all", NO_TEMPLATE, "--app-role", role, "--concurrency", "3"]);
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          run.child.kill("SIGKILL");
+          await run.done;
+          for (const db of names) {
+            const row = await databaseRow(db);
+            if (row && row.datconnlimit !== PROVISIONING_CONNECTION_LIMIT) {
+              assert.equal(await canConnect(role, db), true, `${db}: unmarked only once ready`);
+            } else if (row) {
+              assert.equal(await canConnect(role, db), false, `${db}: marked, so not yet open to the app role`);
+            }
+          }
+        }
+        const again = await fleet.run(["all", NO_TEMPLATE, "--app-role", role, "--json"]);
+        assert.equal(again.code, 0, again.stderr);
+        for (const db of names) {
+          assert.deepEqual(await appliedMigrations(db), SAMPLE, db);
+          const row = await databaseRow(db);
+          assert.equal(row?.datallowconn, true, `${db}: open`);
+          assert.equal(row?.datconnlimit, -1, `${db}: unmarked`);
+          assert.equal(row?.comment, null, `${db}: no provisioning comment left`);
+          assert.equal(await canConnect(role, db), true, `${db}: granted`);
+          assert.equal(publicMayConnect(row), false, `${db}: PUBLIC has no CONNECT`);
+        }
+        const status = await fleet.run(["status", "--json", "--check"]);
+        assert.equal(status.code, 0, status.stdout);
+      }),
+    );
+  });
+});
