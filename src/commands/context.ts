@@ -18,6 +18,7 @@ import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { MigrationFolder } from "../core/migration-folder.js";
+import { reservedDatabaseProblem } from "../core/reserved.js";
 import { AdminPools, type TenantJob } from "../core/tenant.js";
 
 /** Options every command takes. */
@@ -68,27 +69,19 @@ export function chooseTenants(all: Tenant[], options: FleetCommandOptions): Tena
   return named.filter((t) => shardOf(t.id, shard.count) === shard.index);
 }
 
-/** Databases that are never a tenant's, whatever a catalog row says. */
-function reservedDatabases(config: Config): Set<string> {
-  return new Set(["postgres", "template0", "template1", config.catalog?.database ?? config.catalogDatabase]);
-}
-
 /**
  * Why a catalog row cannot be worked on, checked before any SQL reaches its
  * database: a bad or reserved name, a database named by two rows.
  */
 export function rowProblems(all: Tenant[], config: Config): Map<string, string> {
   const problems = new Map<string, string>();
-  const reserved = reservedDatabases(config);
   const seen = new Map<string, Tenant[]>();
   for (const tenant of all) {
     const key = `${tenant.server ?? ""}\u0000${tenant.database}`;
     seen.set(key, [...(seen.get(key) ?? []), tenant]);
   }
   for (const tenant of all) {
-    const problem = reserved.has(tenant.database)
-      ? `database "${tenant.database}" is the catalog's or the server's own, never a tenant's`
-      : databaseNameProblem(tenant.database);
+    const problem = databaseNameProblem(tenant.database) ?? reservedDatabaseProblem(tenant.database, config);
     if (problem) {
       problems.set(tenant.id, `school ${tenant.id}: ${problem}`);
       continue;

@@ -8,6 +8,8 @@ import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetComm
 export interface ProvisionOptions extends FleetCommandOptions {
   /** Every tenant whose database does not exist yet. */
   missing?: boolean;
+  /** Migrate an existing database that the tool did not make and knex never migrated (refused otherwise). */
+  adopt?: boolean;
 }
 
 /** Creates each tenant's database if it is missing, then migrates it to latest. */
@@ -20,7 +22,7 @@ export function provisionTenants(options: ProvisionOptions): Promise<FleetResult
   return runFleetCommand(
     "provision",
     options,
-    (job) => migrateTenant(job, { provision: true }),
+    (job) => migrateTenant(job, { provision: true, refuseForeign: options.adopt !== true }),
     options.missing ? { prepare: onlyMissing } : {},
   );
 }
@@ -48,7 +50,10 @@ async function onlyMissing(run: FleetRun): Promise<Tenant[]> {
   }
   for (const group of byAdmin.values()) {
     // A server that cannot be asked: its tenants are tried, and fail alone.
-    const existing = await withClient(group.settings, databasesOn).catch(() => new Set<string>());
+    // An operator-closed database exists (not missing); a half-made one of the tool's is missing (it is finished).
+    const existing = await withClient(group.settings, (client) => databasesOn(client, { closedToo: true })).catch(
+      () => new Set<string>(),
+    );
     missing.push(...group.tenants.filter((t) => !existing.has(t.database)));
   }
   const order = new Map(run.tenants.map((t, i) => [t, i]));

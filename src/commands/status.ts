@@ -40,7 +40,12 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
           try {
             status = {
               ...base,
-              ...(await inspectTenant(tenant, placeTenant(config, tenant).settings, folder)),
+              ...(await inspectTenant(
+                tenant,
+                placeTenant(config, tenant).settings,
+                folder,
+                placeTenant(config, tenant).admin,
+              )),
             };
           } catch (error) {
             status = { ...base, error: (error as Error).message };

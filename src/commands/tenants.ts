@@ -4,6 +4,8 @@ import { withClient } from "../core/db.js";
 import { describeError, errorCode, UsageError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
+import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js";
+import { reservedDatabaseProblem } from "../core/reserved.js";
 import { adminKey, databasesOn } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
 import { provisionTenants } from "./provision.js";
@@ -56,6 +58,8 @@ export interface AddTenantOptions extends CommandOptions {
   database?: string;
   server?: string;
   provision?: boolean;
+  /** With provision: accept an existing database that the tool did not make and knex never migrated. */
+  adopt?: boolean;
 }
 
 export interface AddTenantResult {
@@ -70,13 +74,18 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
   const database = options.database ?? databaseNameFrom(name);
   if (!database)
     throw new UsageError(`cannot derive a database name from ${JSON.stringify(name)}: give one with --database`);
-  const problem = databaseNameProblem(database);
+  const problem = databaseNameProblem(database) ?? reservedDatabaseProblem(database, options.config);
   if (problem) throw new UsageError(`--database: ${problem}`);
   if (options.server !== undefined && !options.config.tenantServers.has(options.server)) {
     throw new UsageError(`--server: "${options.server}" is not a server named in TENANT_SERVERS`);
   }
   const tenant = await withCatalog(options.config, async (catalog) => {
     await loadTenants(catalog); // fails clearly when the catalog is not migrated
+    // A server that cannot be asked now: the row goes in and its provisioning fails alone, as usual.
+    if (options.provision && !options.adopt) {
+      const foreign = await isForeign(options.config, database, options.server).catch(() => false);
+      if (foreign) throw new UsageError(new ForeignDatabaseError(database).message);
+    }
     try {
       const columns = options.server === undefined ? "" : ", school_server";
       const values = options.server === undefined ? "" : ", $3";
@@ -109,4 +118,24 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
     tenants: [tenant.id],
   });
   return { tenant, provision };
+}
+
+/**
+ * Before the row is inserted: whether `--provision` would adopt an existing
+ * database that the tool did not make and knex never migrated (refused with
+ * exit 2, nothing inserted, unless --adopt).
+ */
+async function isForeign(
+  config: AddTenantOptions["config"],
+  database: string,
+  server: string | undefined,
+): Promise<boolean> {
+  const { admin, settings } = placeTenant(config, { id: "", name: "", database, server: server ?? null });
+  const mark = await withClient(admin, (client) => readDatabaseMark(client, database));
+  // Absent, the tool's own (half-made), or closed (it then fails as closed): not for this check.
+  if (!mark.exists || mark.provisioning || !mark.allowConnections) return false;
+  return withClient(settings, async (client) => {
+    const { rows } = await client.query<{ ok: boolean }>("select to_regclass('knex_migrations') is null as ok");
+    return rows[0]?.ok === true;
+  });
 }

@@ -2,15 +2,29 @@ import type { Knex } from "knex";
 import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { errorCode } from "./errors.js";
-import { cacheScramKeys } from "./scram.js";
+import { CachingClient } from "./scram.js";
 
-// PostgreSQL returns bigint counts and ids as strings by default; our counts are small.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
-cacheScramKeys();
+/**
+ * Type parsing of the tool's own connections: bigint counts as numbers (ours
+ * are small). Per client, never pg's global parsers: a migration run by knex,
+ * and a library user's pg, get what plain pg gives (a bigint is a string).
+ */
+const toolTypes = new pg.TypeOverrides();
+toolTypes.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+/** node-postgres options of the tool's own connections (catalog, admin, status reads); never knex's. */
+export function toolClientConfig(settings: ConnectionSettings): pg.ClientConfig {
+  return { ...pgClientConfig(settings), types: toolTypes };
+}
+
+/** A pool of the tool's own connections, with its type parsing and the SCRAM key cache. */
+export function toolPool(settings: ConnectionSettings, options: pg.PoolConfig): pg.Pool {
+  return new pg.Pool({ ...toolClientConfig(settings), ...options, Client: CachingClient });
+}
 
 /** One connection for the length of `fn`, always closed. */
 export async function withClient<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(pgClientConfig(settings));
+  const client = new CachingClient(toolClientConfig(settings));
   // An error after connect (server shutdown) must not crash the process; the
   // query in flight rejects with it.
   client.on("error", () => {});

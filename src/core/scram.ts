@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
+import pg from "pg";
 
 export type DeriveKey = (password: string, salt: Uint8Array, iterations: number) => Promise<ArrayBuffer>;
 
@@ -12,23 +13,19 @@ export type DeriveKey = (password: string, salt: Uint8Array, iterations: number)
  * cache is keyed by a hash of the password, salt and count; its values are as
  * secret as the password itself and, like it, live only in this process.
  *
- * pg looks `deriveKey` up on its utils module at each call, so replacing it
- * there is enough; should a pg upgrade move or rename it, nothing is replaced
- * and pg works as before, only slower.
+ * Only the tool's own connections (CachingClient: catalog, admin and status
+ * reads) use it: knex's connections, which run the user's migrations, and any
+ * other pg client of the process authenticate exactly as pg does.
  */
-const cached = new WeakSet<DeriveKey>();
+const keys = new Map<string, Promise<ArrayBuffer>>();
 
-export function cacheScramKeys(): void {
-  let utils: { deriveKey?: DeriveKey };
-  try {
-    utils = createRequire(import.meta.url)("pg/lib/crypto/utils");
-  } catch {
-    return;
-  }
-  const derive = utils.deriveKey;
-  if (typeof derive !== "function" || cached.has(derive)) return;
-  const keys = new Map<string, Promise<ArrayBuffer>>();
-  const cachedDerive: DeriveKey = (password, salt, iterations) => {
+/** Forgets every cached key (tests count derivations from a clean start). */
+export function forgetScramKeys(): void {
+  keys.clear();
+}
+
+function cachedDerive(derive: DeriveKey): DeriveKey {
+  return (password, salt, iterations) => {
     const id = createHash("sha256")
       .update(`${iterations}:${Buffer.from(salt).toString("base64")}:${password}`)
       .digest("base64");
@@ -40,6 +37,35 @@ export function cacheScramKeys(): void {
     }
     return key;
   };
-  cached.add(cachedDerive);
-  utils.deriveKey = cachedDerive;
+}
+
+let utils: { deriveKey?: DeriveKey } | undefined;
+try {
+  utils = createRequire(import.meta.url)("pg/lib/crypto/utils");
+} catch {
+  utils = undefined;
+}
+
+/**
+ * A pg.Client whose SCRAM continue step uses the cache. pg's SCRAM code looks
+ * `deriveKey` up on its utils module and calls it synchronously, before its
+ * first await: the cached function is put there for that synchronous call
+ * only and put back before any other code of the process can run, so no
+ * other client ever sees it. Should a pg upgrade change any of this, the
+ * cache is simply not used (pg derives the key itself, only slower).
+ */
+export class CachingClient extends pg.Client {
+  _handleAuthSASLContinue(message: unknown): Promise<void> {
+    const parent = (pg.Client.prototype as unknown as { _handleAuthSASLContinue?: (m: unknown) => Promise<void> })
+      ._handleAuthSASLContinue;
+    if (typeof parent !== "function") return Promise.resolve();
+    const original = utils?.deriveKey;
+    if (!utils || typeof original !== "function") return parent.call(this, message);
+    utils.deriveKey = cachedDerive(original);
+    try {
+      return parent.call(this, message);
+    } finally {
+      utils.deriveKey = original;
+    }
+  }
 }

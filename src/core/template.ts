@@ -8,6 +8,7 @@ import { withClient, withKnex } from "./db.js";
 import { errorCode } from "./errors.js";
 import { quoteIdent } from "./identifiers.js";
 import type { MigrationFolder } from "./migration-folder.js";
+import { PROVISIONING_CONNECTION_LIMIT } from "./provisioning.js";
 
 // New tenants are copied (CREATE DATABASE ... TEMPLATE) from a database that
 // already has every migration applied, instead of each running them all:
@@ -156,7 +157,7 @@ export async function createFromTemplate(client: pg.PoolClient, database: string
     if (rows.length === 0) return false;
     try {
       await client.query(
-        `create database ${quoteIdent(database)} with template = ${quoteIdent(template)} allow_connections = false`,
+        `create database ${quoteIdent(database)} with template = ${quoteIdent(template)} allow_connections = false connection limit = ${PROVISIONING_CONNECTION_LIMIT}`,
       );
     } catch (error) {
       // Dropped by hand after the check above: the lock guards only against our own runs.

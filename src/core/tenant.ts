@@ -1,12 +1,24 @@
 import type { Knex } from "knex";
-import pg from "pg";
+import type pg from "pg";
 import type { Tenant, TenantPlacement } from "./catalog.js";
-import { type ConnectionSettings, pgClientConfig } from "./connection.js";
-import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
+import type { ConnectionSettings } from "./connection.js";
+import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
 import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
 import type { MigrationFolder } from "./migration-folder.js";
+import {
+  ClosedDatabaseError,
+  CURRENT_DATABASE_MARKED,
+  createMarkedDatabaseSql,
+  ForeignDatabaseError,
+  finishProvisioning,
+  knexExec,
+  MARKED,
+  openForMigrations,
+  pgExec,
+  readDatabaseMark,
+} from "./provisioning.js";
 import { createFromTemplate, ensureTemplate, PROVISION_LOCK_CLASS } from "./template.js";
 
 /**
@@ -64,32 +76,71 @@ interface KnexState {
   applied: AppliedMigration[];
   /** knex_migrations_lock.is_locked is set. */
   knexLocked: boolean;
+  /** knex_migrations exists (a database knex never migrated has none). */
+  knexTable: boolean;
+  /** The tool created this database and has not finished provisioning it (see provisioning.ts). */
+  provisioning: boolean;
 }
 
-/** What a tenant has applied and whether knex's lock flag is set, in one round trip (simple query protocol). */
+/** What a tenant has applied, whether knex's lock flag is set and whether it is still being provisioned, in one round trip (simple query protocol). */
 async function readKnexState(client: pg.Client): Promise<KnexState> {
   try {
     const results = (await client.query(
-      "select name, batch from knex_migrations order by id; select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock",
-    )) as unknown as [pg.QueryResult<AppliedMigration>, pg.QueryResult<{ locked: boolean }>];
-    return { applied: results[0].rows, knexLocked: results[1].rows[0]?.locked === true };
+      `${CURRENT_DATABASE_MARKED}; select name, batch from knex_migrations order by id; select coalesce(max(is_locked), 0) = 1 as locked from knex_migrations_lock`,
+    )) as unknown as [
+      pg.QueryResult<{ provisioning: boolean }>,
+      pg.QueryResult<AppliedMigration>,
+      pg.QueryResult<{ locked: boolean }>,
+    ];
+    return {
+      applied: results[1].rows,
+      knexLocked: results[2].rows[0]?.locked === true,
+      knexTable: true,
+      provisioning: results[0].rows[0]?.provisioning === true,
+    };
   } catch (error) {
+    if (errorCode(error) !== "42P01") throw error;
     // One of knex's tables is missing: none yet, or a hand-made database with only knex_migrations.
-    if (errorCode(error) === "42P01") return { applied: await readApplied(client), knexLocked: false };
-    throw error;
+    const { rows } = await client.query<{ provisioning: boolean; knex_table: boolean }>(
+      `select (${CURRENT_DATABASE_MARKED}) as provisioning, to_regclass('knex_migrations') is not null as knex_table`,
+    );
+    const knexTable = rows[0]?.knex_table === true;
+    return {
+      applied: knexTable ? await readApplied(client) : [],
+      knexLocked: false,
+      knexTable,
+      provisioning: rows[0]?.provisioning === true,
+    };
   }
 }
 
-type Peek = { exists: false } | ({ exists: true } & KnexState);
+/**
+ * Where a tenant's database stands: absent; closed, by the tool mid-way
+ * (`unopened`, finished by the next provisioning run) or by an operator
+ * (`closed`, never reopened); or open, with its knex state (still being
+ * provisioned when `state.provisioning`).
+ */
+type Peek = { kind: "absent" } | { kind: "unopened" } | { kind: "closed" } | ({ kind: "open" } & KnexState);
 
 /** One connection and one round trip: whether the database exists, and its knex state. */
-async function peek(settings: ConnectionSettings): Promise<Peek> {
+async function peek(job: TenantJob): Promise<Peek> {
   try {
-    return await withClient(settings, async (client) => ({ exists: true, ...(await readKnexState(client)) }));
+    return await withClient(job.placement.settings, async (client) => ({
+      kind: "open" as const,
+      ...(await readKnexState(client)),
+    }));
   } catch (error) {
-    // 3D000: no such database; 55000: created but its provisioning was cut short.
     const code = errorCode(error);
-    if (code === "3D000" || code === "55000") return { exists: false };
+    if (code === "3D000") return { kind: "absent" };
+    // Not accepting connections: pg_database says whether the tool closed it mid-way or an operator did.
+    if (code === "55000") {
+      const mark = await readDatabaseMark(job.admin.get(job.placement.admin), job.tenant.database);
+      if (!mark.exists) return { kind: "absent" };
+      // Ours (opened meanwhile or not): provisioning finishes it, under its lock.
+      if (mark.provisioning) return { kind: "unopened" };
+      if (!mark.allowConnections) return { kind: "closed" };
+      throw error;
+    }
     throw error;
   }
 }
@@ -108,32 +159,71 @@ function unknownMigrationsError(unknown: string[]): Error {
  * Brings one tenant to the latest migration, creating its database first when
  * `provision` is set. An up-to-date tenant costs one connection and one query.
  */
-export async function migrateTenant(job: TenantJob, options: { provision: boolean }): Promise<TenantOutcome> {
+export async function migrateTenant(
+  job: TenantJob,
+  options: {
+    provision: boolean;
+    /** Refuse an existing database the tool did not make and knex never migrated (provision without --adopt). */
+    refuseForeign?: boolean;
+  },
+): Promise<TenantOutcome> {
   const { tenant, placement, folder } = job;
   let created = false;
+  /** This database is the tool's and not finished yet: the run that clears its marks reports it provisioned. */
+  let ours = false;
   // A fresh fleet: databases known to be missing skip the connection attempt that would only say so.
   const missing = options.provision && (await job.admin.knownMissing(placement.admin, tenant.database));
-  const state: Peek = missing ? { exists: false } : await peek(placement.settings);
-  if (!state.exists) {
+  let state: Peek = missing ? { kind: "absent" } : await peek(job);
+  if (state.kind === "closed") throw new ClosedDatabaseError(tenant.database);
+  if (state.kind === "open" && state.provisioning) ours = true;
+  if (state.kind === "absent" || state.kind === "unopened") {
     if (!options.provision) {
-      throw new Error(`database "${tenant.database}" does not exist: run \`tenant-migrate provision ${tenant.id}\``);
+      const why = state.kind === "absent" ? "does not exist" : "was created but its provisioning was cut short";
+      throw new Error(`database "${tenant.database}" ${why}: run \`tenant-migrate provision ${tenant.id}\``);
     }
     if (job.dryRun) return { result: "provisioned", migrations: folder.names };
     const provisioned = await ensureDatabase(job);
     // A copy of the template has every migration already: nothing is left to run.
     if (provisioned.fromTemplate) return { result: "provisioned", migrations: folder.names };
     created = provisioned.created;
-  } else {
+    // Made and finished by another run meanwhile: an existing database like any other.
+    if (provisioned.ready) state = await peek(job);
+    else ours = true;
+  }
+  if (state.kind === "open") {
+    if (!state.provisioning && !state.knexTable && options.refuseForeign) {
+      throw new ForeignDatabaseError(tenant.database);
+    }
     const unknown = unknownMigrations(state.applied, folder);
     if (unknown.length > 0) throw unknownMigrationsError(unknown);
     const done = new Set(state.applied.map((m) => m.name));
     const pending = folder.names.filter((name) => !done.has(name));
-    // Up to date: done, unless a dead process left knex's flag set, which is cleared below.
-    if (pending.length === 0 && (!state.knexLocked || job.dryRun)) return { result: "up-to-date", migrations: [] };
-    if (job.dryRun) return { result: "migrated", migrations: pending };
+    if (state.provisioning) {
+      // Half-made by a run that is gone (or still working: the tenant lock below waits for it).
+      if (!options.provision) {
+        throw new Error(
+          `database "${tenant.database}" was created but its provisioning was cut short: run \`tenant-migrate provision ${tenant.id}\``,
+        );
+      }
+      if (job.dryRun) return { result: "provisioned", migrations: pending };
+    } else {
+      // Up to date: done, unless a dead process left knex's flag set, which is cleared below.
+      if (pending.length === 0 && (!state.knexLocked || job.dryRun)) return { result: "up-to-date", migrations: [] };
+      if (job.dryRun) return { result: "migrated", migrations: pending };
+    }
   }
-  const migrations = await withTenantLock(job, (db) => runLatest(db, job), { fresh: created });
-  if (created) return { result: "provisioned", migrations };
+  const { migrations, finished } = await withTenantLock(
+    job,
+    async (db) => {
+      const migrations = await runLatest(db, job);
+      // Every migration ran: the database is made ready (app role granted, marks cleared) in one transaction.
+      const finished =
+        ours && (await db.transaction((trx) => finishProvisioning(knexExec(trx), tenant.database, job.appRole)));
+      return { migrations, finished };
+    },
+    { fresh: created },
+  );
+  if (finished) return { result: "provisioned", migrations };
   return {
     result: migrations.length > 0 ? "migrated" : "up-to-date",
     migrations,
@@ -207,8 +297,9 @@ export function planRollback(applied: AppliedMigration[], mode: RollbackMode): s
  * process killed half-way leaves the tenant as it was.
  */
 export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promise<TenantOutcome> {
-  const state = await peek(job.placement.settings);
-  if (!state.exists) throw new Error(`database "${job.tenant.database}" does not exist`);
+  const state = await peek(job);
+  if (state.kind === "closed") throw new ClosedDatabaseError(job.tenant.database);
+  if (state.kind !== "open") throw new Error(`database "${job.tenant.database}" does not exist`);
   const unknown = unknownMigrations(state.applied, job.folder);
   if (unknown.length > 0) throw unknownMigrationsError(unknown);
   const planned = planRollback(state.applied, mode);
@@ -319,9 +410,16 @@ async function acquireTenantLock(db: Knex, job: TenantJob): Promise<void> {
   }
 }
 
-/** The databases of a server that accept connections (one whose provisioning was cut short does not). */
-export async function databasesOn(db: pg.Pool | pg.Client): Promise<Set<string>> {
-  const { rows } = await db.query<{ datname: string }>("select datname from pg_database where datallowconn");
+/**
+ * The databases of a server that are ready: accepting connections, and not
+ * half-made by the tool; with `closedToo`, also those an operator closed.
+ */
+export async function databasesOn(
+  db: pg.Pool | pg.Client,
+  options: { closedToo?: boolean } = {},
+): Promise<Set<string>> {
+  const open = options.closedToo ? "" : "datallowconn and";
+  const { rows } = await db.query<{ datname: string }>(`select datname from pg_database d where ${open} not ${MARKED}`);
   return new Set(rows.map((r) => r.datname));
 }
 
@@ -341,8 +439,7 @@ export class AdminPools {
     const key = adminKey(settings);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new pg.Pool({
-        ...pgClientConfig(settings),
+      pool = toolPool(settings, {
         max: this.size,
         idleTimeoutMillis: 10_000,
       });
@@ -393,48 +490,58 @@ export class AdminPools {
 }
 
 /**
- * Creates the tenant's database if it is missing, closed to PUBLIC from the
- * first moment: it is created not accepting connections, its grants are set,
- * and only then is it opened. Runs that provision the same database take
- * turns (GRANT and ALTER DATABASE fail when two sessions change one database
- * at once). Returns true when this call created it.
+ * Creates the tenant's database if it is missing, closed and marked as the
+ * tool's in one statement (see provisioning.ts), then opens it to its owner
+ * for the migrations, PUBLIC revoked. Also opens one whose provisioning a
+ * killed run left closed. A database an operator closed is never opened
+ * (ClosedDatabaseError). Runs that provision the same database take turns
+ * (GRANT and ALTER DATABASE fail when two sessions change one database at
+ * once). `ready`: it exists and is not the tool's to finish; otherwise the
+ * caller runs the migrations and then finishProvisioning.
  */
-export async function ensureDatabase(job: TenantJob): Promise<{ created: boolean; fromTemplate: boolean }> {
+export async function ensureDatabase(
+  job: TenantJob,
+): Promise<{ ready: boolean; created: boolean; fromTemplate: boolean }> {
   // Before taking a pooled connection: building the template needs one too.
   const template = job.useTemplate ? await job.admin.template(job.placement.admin, job.folder) : undefined;
   const client = await job.admin.get(job.placement.admin).connect();
   const database = job.tenant.database;
-  const name = quoteIdent(database);
   let failure: Error | undefined;
   try {
     await client.query("select pg_advisory_lock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]);
-    const { rows } = await client.query<{ datallowconn: boolean }>(
-      "select datallowconn from pg_database where datname = $1",
-      [database],
-    );
-    if (rows[0]?.datallowconn) return { created: false, fromTemplate: false };
+    let mark = await readDatabaseMark(client, database);
     let created = false;
     let fromTemplate = false;
-    if (rows.length === 0) {
+    if (!mark.exists) {
       try {
         fromTemplate = template !== undefined && (await createFromTemplate(client, database, template));
-        if (!fromTemplate) await client.query(`create database ${name} with allow_connections = false`);
+        // A copy is closed and marked by the same CREATE DATABASE, as a plain creation is.
+        if (!fromTemplate) await client.query(createMarkedDatabaseSql(database));
         created = true;
       } catch (error) {
         // Created meanwhile by a run on another admin database (42P04 or, in a race, 23505).
         if (errorCode(error) !== "42P04" && errorCode(error) !== "23505") throw error;
       }
+      mark = created
+        ? { exists: true, allowConnections: false, provisioning: true }
+        : await readDatabaseMark(client, database);
+      if (!mark.exists) throw new Error(`database "${database}" was dropped while it was being created`);
     }
-    // Also finishes a database whose provisioning was cut short (it never accepted connections).
-    await client.query("begin");
-    await client.query(`revoke all on database ${name} from public`);
-    if (job.appRole) await client.query(`grant connect, temporary on database ${name} to ${quoteIdent(job.appRole)}`);
-    await client.query(`alter database ${name} with allow_connections = true`);
-    await client.query("commit");
-    return { created, fromTemplate };
+    if (!mark.provisioning) {
+      if (mark.allowConnections) return { ready: true, created: false, fromTemplate: false };
+      throw new ClosedDatabaseError(database);
+    }
+    if (!mark.allowConnections) await openForMigrations(client, database);
+    if (fromTemplate) {
+      // Every migration is in the copy already: made ready at once.
+      await client.query("begin");
+      await finishProvisioning(pgExec(client), database, job.appRole);
+      await client.query("commit");
+    }
+    return { ready: false, created, fromTemplate };
   } catch (error) {
     await client.query("rollback").catch(() => {});
-    failure = error as Error;
+    if (!(error instanceof ClosedDatabaseError)) failure = error as Error;
     throw error;
   } finally {
     await client.query("select pg_advisory_unlock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]).catch(() => {});
@@ -449,7 +556,9 @@ export type TenantState =
   | "not-provisioned"
   | "unknown-migrations"
   | "locked"
-  | "unreachable";
+  | "unreachable"
+  /** Exists, connections not allowed, not a half-made database of the tool's: an operator closed it. */
+  | "closed";
 
 export interface TenantStatus {
   id: string;
@@ -468,6 +577,8 @@ export async function inspectTenant(
   tenant: Tenant,
   settings: ConnectionSettings,
   folder: MigrationFolder,
+  /** The server's admin connection: asked only when the database refuses connections. */
+  admin?: ConnectionSettings,
 ): Promise<Omit<TenantStatus, "id" | "name" | "database" | "server">> {
   try {
     return await withClient(settings, async (client) => {
@@ -475,6 +586,8 @@ export async function inspectTenant(
       const applied = state.applied.map((m) => m.name);
       const done = new Set(applied);
       const pending = folder.names.filter((name) => !done.has(name));
+      // Created by the tool and not finished: the next provisioning run finishes it.
+      if (state.provisioning) return { state: "not-provisioned" as const, applied, pending };
       const unknown = applied.filter((name) => !folder.has(name));
       if (unknown.length > 0)
         return {
@@ -492,6 +605,19 @@ export async function inspectTenant(
     });
   } catch (error) {
     const code = errorCode(error);
+    if (code === "55000" && admin) {
+      const mark = await withClient(admin, (client) => readDatabaseMark(client, tenant.database)).catch(
+        () => undefined,
+      );
+      if (mark?.exists && !mark.allowConnections && !mark.provisioning) {
+        return {
+          state: "closed",
+          applied: [],
+          pending: [],
+          error: `${tenant.database}: closed to connections (ALLOW_CONNECTIONS false) by an operator`,
+        };
+      }
+    }
     if (code === "3D000" || code === "55000") {
       return { state: "not-provisioned", applied: [], pending: folder.names };
     }

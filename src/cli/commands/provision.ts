@@ -9,8 +9,9 @@ export function registerProvision(program: Command): void {
       .command("provision")
       .argument("[tenants...]", "school_id or school_database values")
       .option("--missing", "every tenant whose database does not exist yet")
+      .option("--adopt", "also migrate an existing database that tenant-migrate did not make and knex never migrated")
       .description("create each tenant's database if it is missing, then migrate it to latest"),
-  ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean }, command: Command) => {
+  ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean; adopt?: boolean }, command: Command) => {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
         cli,
@@ -23,6 +24,7 @@ export function registerProvision(program: Command): void {
             ...fleetOptionsFrom(flags, config, tenants),
             ...hooks,
             missing: flags.missing === true,
+            adopt: flags.adopt === true,
           }),
       ),
     );

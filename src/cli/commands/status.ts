@@ -45,6 +45,8 @@ function statusLine(output: Output, tenant: TenantStatus): string {
       return `${c.red("✖")} ${who} ${c.red("unknown migrations")}: ${(tenant.unknown ?? []).join(", ")} (no file matches)`;
     case "locked":
       return `${c.yellow("!")} ${who} ${c.yellow("locked")} (${counts})`;
+    case "closed":
+      return `${c.red("✖")} ${who} ${c.red("closed")}: connections not allowed (ALLOW_CONNECTIONS false); tenant-migrate does not reopen it`;
     default:
       return `${c.red("✖")} ${who} ${c.red("unreachable")}: ${tenant.error ?? ""}`;
   }

@@ -36,6 +36,7 @@ export function registerTenants(program: Command): void {
     .option("--database <db>", "database name (default: derived from the name, e.g. lincoln_high)")
     .option("--server <name>", "a server named in TENANT_SERVERS (default: the catalog's server)")
     .option("--provision", "create and migrate its database now")
+    .option("--adopt", "with --provision: accept an existing database that tenant-migrate did not make")
     .option("--json", "print one JSON document on stdout")
     .description("insert a catalog row")
     .action(
@@ -45,6 +46,7 @@ export function registerTenants(program: Command): void {
           database?: string;
           server?: string;
           provision?: boolean;
+          adopt?: boolean;
           json?: boolean;
         },
         command: Command,
@@ -56,6 +58,7 @@ export function registerTenants(program: Command): void {
             database: flags.database,
             server: flags.server,
             provision: flags.provision === true,
+            adopt: flags.adopt === true,
           });
           if (flags.json) output.document(result);
           const t = result.tenant;
