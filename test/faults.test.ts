@@ -329,7 +329,7 @@ describe("one database reached through two spellings of its server (issue 9 item
     fleet = f;
   });
 
-  it("rows on 127.0.0.1 and on a TENANT_SERVERS alias (localhost) naming one database both fail, before any change", async () => {
+  it("rows on 127.0.0.1 and on a TENANT_SERVERS alias (localhost) naming one database both fail, before any change", async (t) => {
     const alias = new URL(urlFor(fleet.catalog));
     alias.hostname = "localhost";
     const [shared, own, other] = fleet.dbs("shared", "own", "other");
@@ -357,5 +357,6 @@ describe("one database reached through two spellings of its server (issue 9 item
     assert.equal(tenants.get(other)?.result, "provisioned");
     // Nothing reached the shared database.
     assert.equal(await databaseExists(shared), false);
+    t.diagnostic(rowA?.error ?? "");
   });
 });

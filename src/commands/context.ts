@@ -150,7 +150,8 @@ export async function runFleetCommand(
     const history = options.dryRun
       ? undefined
       : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
-    const admin = new AdminPools(config.concurrency);
+    // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
+    const admin = new AdminPools(1);
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
       try {

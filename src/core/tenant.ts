@@ -332,7 +332,7 @@ export function adminKey(settings: ConnectionSettings): string {
 
 /**
  * Administrative connections per server (CREATE/DROP DATABASE), pooled for the
- * run: one connection per admin database, so that the run holds at most
+ * run. Fleet runs use one per admin database, so that the run holds at most
  * `--concurrency` + 2 connections per server: one per tenant worker (a worker
  * never holds a tenant connection while it waits for the admin one), the
  * admin connection (open, maybe idle, for the run) and the catalog's.
@@ -341,8 +341,8 @@ export class AdminPools {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly databases = new Map<string, Promise<Set<string> | undefined>>();
   private readonly templates = new Map<string, Promise<string | undefined>>();
-  /** The pool holds one connection whatever `_size` says (kept for callers). */
-  constructor(_size?: number) {}
+  /** `size`: admin connections per admin database (fleet runs use 1). */
+  constructor(private readonly size: number) {}
 
   get(settings: ConnectionSettings): pg.Pool {
     const key = adminKey(settings);
@@ -350,7 +350,7 @@ export class AdminPools {
     if (!pool) {
       pool = new pg.Pool({
         ...pgClientConfig(settings),
-        max: 1,
+        max: this.size,
         idleTimeoutMillis: 10_000,
       });
       // Idle clients report errors to the pool; a checked-out client to itself:
