@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import pg from "pg";
 import {
   byDatabase,
   type CliResult,
@@ -300,26 +301,58 @@ describe("a server with max_connections=12 (issue 9 item 6)", () => {
   it("30 schools, default concurrency 8: all succeed, never more than 8 + 2 of the tool's sessions", async (t) => {
     let most = 0;
     let sampling = true;
+    // One connection of its own, opened before the run: sampling never needs a free slot.
+    const probe = new pg.Client({ connectionString: `${server.url}/postgres` });
+    await probe.connect();
     const sampler = (async () => {
       while (sampling) {
-        most = Math.max(most, (await fleet.sessions()).length);
+        const { rows } = await probe.query(
+          "select count(*)::int as n from pg_stat_activity where application_name = 'tenant-migrate' and backend_type = 'client backend'",
+        );
+        most = Math.max(most, rows[0].n);
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
     try {
-      // Provisioning (template build, copies) and then migrating with knex on every school.
-      const provisioned = await fleet.run(["all", "--json"]);
+      // Provisioning with an admin connection, then knex, per school; then migrating every school with knex.
+      const provisioned = await fleet.run(["all", "--json", "--no-template"]);
       assert.equal(provisioned.code, 0, provisioned.stderr);
       fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_done", 0.3));
-      const migrated = await fleet.run(["all", "--json", "--no-template"]);
+      const migrated = await fleet.run(["all", "--json"]);
       assert.equal(migrated.code, 0, migrated.stderr);
       for (const tenant of parseJson<FleetJson>(migrated.stdout).tenants) assert.equal(tenant.result, "migrated");
     } finally {
       sampling = false;
       await sampler;
+      await probe.end();
     }
     t.diagnostic(`most sessions of the tool at once: ${most}`);
     assert.ok(most <= 10, `the tool held ${most} connections at once (at most concurrency 8 + 2)`);
+  });
+
+  it("a server full of other sessions (53300) is waited out, not a failure, and costs no retry", async () => {
+    fleet.writeMigration("20240301000000_after_full.js", tableMigration("after_full"));
+    // Every connection slot taken by someone else.
+    const holders: pg.Client[] = [];
+    for (;;) {
+      const client = new pg.Client({ connectionString: `${server.url}/postgres` });
+      try {
+        await client.connect();
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, "53300");
+        break;
+      }
+      holders.push(client);
+    }
+    const run = fleet.start(["all", "--json", "--retries", "0"]);
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      await Promise.all(holders.map((c) => c.end()));
+    }
+    const result = await run.done;
+    assert.equal(result.code, 0, result.stderr);
+    for (const tenant of parseJson<FleetJson>(result.stdout).tenants) assert.equal(tenant.result, "migrated");
   });
 });
 
