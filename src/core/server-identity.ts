@@ -49,11 +49,15 @@ export async function identifyServers(
 ): Promise<ServerIdentities> {
   const identities = new Map<string, string>();
   const unknown = new Map<string, string>();
-  identities.set(serverKey(catalog.settings), await readServerIdentity(catalog.client));
+  try {
+    identities.set(serverKey(catalog.settings), await readServerIdentity(catalog.client));
+  } catch (error) {
+    unknown.set(serverKey(catalog.settings), describeError(error));
+  }
   const toAsk = new Map<string, ConnectionSettings>();
   for (const placement of placements) {
     const key = serverKey(placement.admin);
-    if (!identities.has(key) && !toAsk.has(key)) toAsk.set(key, placement.admin);
+    if (!identities.has(key) && !unknown.has(key) && !toAsk.has(key)) toAsk.set(key, placement.admin);
   }
   await Promise.all(
     [...toAsk].map(async ([key, settings]) => {
