@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import {
+  catalogSettings,
+  connectCatalog,
   loadTenants,
   placeTenant,
   selectTenants,
@@ -19,6 +21,12 @@ import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
+import {
+  identifyServers,
+  possibleAliases,
+  type ServerIdentities,
+  sameDatabaseProblems,
+} from "../core/server-identity.js";
 import { AdminPools, type TenantJob } from "../core/tenant.js";
 
 /** Options every command takes. */
@@ -131,8 +139,12 @@ export async function runFleetCommand(
     let tenants = chooseTenants(allTenants, options);
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
-    const history = options.dryRun ? undefined : await startHistory(catalog, command, tenants, emit);
-    const admin = new AdminPools(config.concurrency);
+    const warnings: string[] = [];
+    const history = options.dryRun
+      ? undefined
+      : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
+    // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
+    const admin = new AdminPools(1);
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
       try {
@@ -141,8 +153,11 @@ export async function runFleetCommand(
         placements.set(tenant, error as Error);
       }
     }
+    // Servers by what they say they are: two spellings of one server are one.
+    const servers = await checkServerIdentities(config, catalog, allTenants, placements, problems, options.signal);
+    let result: FleetResult | undefined;
     try {
-      return await runFleet(
+      result = await runFleet(
         tenants,
         async (tenant, context) => {
           const problem = problems.get(tenant.id);
@@ -164,11 +179,15 @@ export async function runFleetCommand(
           return withRetries(() => work(job), {
             retries: config.retries,
             signal: context.signal,
+            busyTimeoutMs: Math.max(config.lockTimeoutMs, 60_000),
             onRetry: (error, attempt, delayMs) =>
               context.emit({
                 type: "notice",
                 tenant,
-                message: `${tenant.database}: transient fault (${(error as Error).message}); retry ${attempt} of ${config.retries} in ${delayMs} ms`,
+                message:
+                  attempt === 0
+                    ? `${tenant.database}: the server has too many connections; waiting ${delayMs} ms`
+                    : `${tenant.database}: transient fault (${(error as Error).message}); retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               } satisfies FleetEvent),
           });
         },
@@ -180,7 +199,7 @@ export async function runFleetCommand(
           onEvent: emit,
           serverOf: (tenant) => {
             const placement = placements.get(tenant);
-            return placement instanceof Error || !placement ? "?" : serverKey(placement.admin);
+            return placement instanceof Error || !placement ? "?" : servers.of(placement.admin);
           },
           onResult: history ? (result) => history.record(result) : undefined,
         },
@@ -189,7 +208,46 @@ export async function runFleetCommand(
       await history?.flush();
       await admin.close();
     }
+    if (history && history.notRecorded > 0) {
+      // Never silent: rows left `running` would tell a later reader the run died.
+      const message = `run history: ${history.notRecorded} of ${tenants.length} results were not recorded in the catalog (${history.lastError ?? "unknown error"}); their rows still say running`;
+      emit({ type: "notice", message });
+      warnings.push(message);
+    }
+    return warnings.length > 0 ? { ...result, warnings } : result;
   });
+}
+
+/**
+ * Reads the identity of the servers the run will use, and adds to `problems`
+ * the rows that reach one database through two spellings of one server.
+ */
+async function checkServerIdentities(
+  config: Config,
+  catalog: pg.Client,
+  allTenants: Tenant[],
+  placements: Map<Tenant, TenantPlacement | Error>,
+  problems: Map<string, string>,
+  signal: AbortSignal | undefined,
+): Promise<ServerIdentities> {
+  const placed: [Tenant, TenantPlacement][] = [];
+  for (const tenant of allTenants) {
+    if (problems.has(tenant.id)) continue;
+    try {
+      placed.push([tenant, placeTenant(config, tenant)]);
+    } catch {
+      // fails alone with its placement error
+    }
+  }
+  const mustKnow = possibleAliases(placed);
+  const used = [...placements.values()].filter((p): p is TenantPlacement => !(p instanceof Error));
+  const servers = await identifyServers(
+    [...used, ...placed.filter(([, p]) => mustKnow.has(serverKey(p.admin))).map(([, p]) => p)],
+    { settings: catalogSettings(config), client: catalog },
+    { retries: config.retries, signal, mustKnow },
+  );
+  for (const [id, problem] of sameDatabaseProblems(placed, servers)) problems.set(id, problem);
+  return servers;
 }
 
 /** History is bookkeeping: a catalog role that cannot create its table still migrates, with a notice. */
@@ -198,11 +256,15 @@ async function startHistory(
   command: string,
   tenants: Tenant[],
   emit: EmitEvent,
+  reconnect: () => Promise<pg.Client>,
+  warnings: string[],
 ): Promise<HistoryRecorder | undefined> {
   try {
-    return await HistoryRecorder.start(catalog, command, tenants);
+    return await HistoryRecorder.start(catalog, command, tenants, reconnect);
   } catch (error) {
-    emit({ type: "notice", message: `run history is not recorded: ${describeError(error)}` });
+    const message = `run history is not recorded: ${describeError(error)}`;
+    emit({ type: "notice", message });
+    warnings.push(message);
     return undefined;
   }
 }

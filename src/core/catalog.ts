@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
-import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
+import { acquireAdvisoryLock, clearStaleKnexLock, openClient, withKnex, withRetries } from "./db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "./errors.js";
 import type { EmitEvent } from "./fleet.js";
 import { MigrationFolder } from "./migration-folder.js";
@@ -23,18 +23,24 @@ export function catalogSettings(config: Config): ConnectionSettings {
 
 /**
  * Opens the catalog connection for the length of `fn`. A catalog that cannot
- * be reached is a catalog error (exit 2), named by its masked URL.
+ * be reached is a catalog error (exit 2), named by its masked URL, once
+ * transient faults (a restarting server) have been tried `--retries` times.
  */
 export async function withCatalog<T>(config: Config, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const settings = catalogSettings(config);
-  let connected = false;
+  const client = await connectCatalog(config);
   try {
-    return await withClient(settings, async (client) => {
-      connected = true;
-      return fn(client);
-    });
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** A new catalog connection, transient faults retried; a catalog error (exit 2) when it cannot be had. */
+export async function connectCatalog(config: Config, signal?: AbortSignal): Promise<pg.Client> {
+  const settings = catalogSettings(config);
+  try {
+    return await withRetries(() => openClient(settings), { retries: config.retries, signal });
   } catch (error) {
-    if (connected) throw error;
     throw catalogConnectError(settings, error);
   }
 }
@@ -158,6 +164,20 @@ export async function withCatalogMigrator<T>(
   config: Config,
   fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
   hooks: { onEvent?: EmitEvent | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<T> {
+  // A catalog that cannot be reached yet (a restarting server) is tried again, as withCatalog does.
+  const retryIf = (error: unknown) => error instanceof UsageError;
+  return withRetries(() => catalogMigrator(config, fn, hooks), {
+    retries: config.retries,
+    signal: hooks.signal,
+    retryIf,
+  });
+}
+
+async function catalogMigrator<T>(
+  config: Config,
+  fn: (db: import("knex").Knex, folder: MigrationFolder) => Promise<T>,
+  hooks: { onEvent?: EmitEvent | undefined; signal?: AbortSignal | undefined },
 ): Promise<T> {
   const folder = catalogFolder(config);
   const settings = catalogSettings(config);

@@ -46,7 +46,7 @@ export interface Config {
 
 export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
-export const DEFAULT_RETRIES = 3;
+export const DEFAULT_RETRIES = 10;
 
 /** The catalog migrations shipped with the tool. */
 export const BUNDLED_CATALOG_MIGRATIONS = path.resolve(

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
-import { errorCode } from "./errors.js";
+import { describeError, errorCode } from "./errors.js";
 import { CachingClient } from "./scram.js";
 
 /**
@@ -24,16 +24,29 @@ export function toolPool(settings: ConnectionSettings, options: pg.PoolConfig): 
 
 /** One connection for the length of `fn`, always closed. */
 export async function withClient<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new CachingClient(toolClientConfig(settings));
-  // An error after connect (server shutdown) must not crash the process; the
-  // query in flight rejects with it.
-  client.on("error", () => {});
-  await client.connect();
+  const client = await openClient(settings);
   try {
     return await fn(client);
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/**
+ * A connected client of the tool's own (its type parsing, the SCRAM key
+ * cache) that reports a lost connection to its queries, never as an
+ * unhandled 'error' event (a server shutdown must not crash the process).
+ */
+export async function openClient(settings: ConnectionSettings): Promise<pg.Client> {
+  const client = new CachingClient(toolClientConfig(settings));
+  client.on("error", () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+  return client;
 }
 
 const silentLogger = {
@@ -48,20 +61,72 @@ const silentLogger = {
 export async function withKnex<T>(settings: ConnectionSettings, fn: (db: Knex) => Promise<T>): Promise<T> {
   // knex is loaded only when a database needs a migrator: an up-to-date fleet never pays for it.
   const { default: knexModule } = await import("knex");
+  // The first sign that the connection was lost (the server went away, the
+  // backend was terminated): knex reports only its failed ROLLBACK afterwards.
+  let lost: unknown;
   const db = knexModule.knex({
     client: "pg",
     connection: pgClientConfig(settings) as Knex.PgConnectionConfig,
     // One connection: the session that holds the tenant's advisory lock is the
     // one that migrates, and a tenant never costs more than one connection.
-    pool: { min: 0, max: 1, idleTimeoutMillis: 3_600_000 },
+    pool: {
+      min: 0,
+      max: 1,
+      idleTimeoutMillis: 3_600_000,
+      afterCreate: (connection: pg.Client, done: (error: Error | null, connection: pg.Client) => void) => {
+        connection.on("error", (error) => {
+          lost ??= error;
+        });
+        done(null, connection);
+      },
+    },
     acquireConnectionTimeout: 60_000,
     log: silentLogger,
   });
+  db.on("query-error", (error: unknown) => {
+    if (isConnectionLoss(error)) lost ??= error;
+  });
   try {
     return await fn(db);
+  } catch (error) {
+    throw lost === undefined ? error : namingLostConnection(error, lost);
   } finally {
     await db.destroy();
   }
+}
+
+/** SQLSTATEs and messages that say the session is gone (its transaction rolled back by the server). */
+const CONNECTION_LOSS_CODES = new Set(["57P01", "57P02", "57P03", "08000", "08003", "08006", "ECONNRESET", "EPIPE"]);
+const CONNECTION_LOSS_MESSAGE =
+  /Connection terminated|not queryable|Client was closed|Connection ended unexpectedly|connection error/i;
+
+/** Whether `error` (or what it wraps) says the connection was lost. */
+export function isConnectionLoss(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = errorCode(e);
+    if (code && CONNECTION_LOSS_CODES.has(code)) return true;
+    if (e instanceof Error && CONNECTION_LOSS_MESSAGE.test(e.message)) return true;
+    if ((e as { lostConnection?: unknown }).lostConnection !== undefined) return true;
+  }
+  return false;
+}
+
+/** knex's wrapper of a query on a dead connection ("ROLLBACK - Client has encountered a connection error …"). */
+const DEAD_CLIENT_MESSAGE =
+  /(?:[A-Z][A-Za-z ]* - )?(?:Client has encountered a connection error and is not queryable|Client was closed and is not queryable|Connection terminated(?: unexpectedly)?)/;
+
+/**
+ * The error a lost connection left, naming the real cause instead of knex's
+ * failed ROLLBACK on the dead connection; marked so that it is retried.
+ */
+function namingLostConnection(error: unknown, lost: unknown): unknown {
+  if (!(error instanceof Error) || !isConnectionLoss(error)) return error;
+  const cause = `connection lost: ${describeError(lost)}`;
+  if (DEAD_CLIENT_MESSAGE.test(error.message) && !error.message.includes(cause)) {
+    error.message = error.message.replace(DEAD_CLIENT_MESSAGE, cause);
+  }
+  Object.assign(error, { lostConnection: lost });
+  return error;
 }
 
 // Faults worth trying again: the server is starting, stopping or full, or a
@@ -88,8 +153,10 @@ export function isTransient(error: unknown): boolean {
   if (cause !== undefined && cause !== error && isTransient(cause)) return true;
   const code = errorCode(error);
   if (code && TRANSIENT_CODES.has(code)) return true;
+  // A session that was lost: its transaction was rolled back by the server, so trying again is safe.
+  if ((error as { lostConnection?: unknown } | null)?.lostConnection !== undefined) return true;
   const message = error instanceof Error ? error.message : "";
-  return /Connection terminated unexpectedly|timeout expired|Connection terminated due to connection timeout/i.test(
+  return /Connection terminated|not queryable|Connection ended unexpectedly|timeout expired|the database system is (starting up|shutting down|in recovery mode)/i.test(
     message,
   );
 }
@@ -98,23 +165,57 @@ export interface RetryOptions {
   retries: number;
   /** First delay; doubled on each try, with jitter, capped at 5 s. */
   baseDelayMs?: number;
+  /**
+   * "Too many connections" (53300) is waited out without using up `retries`,
+   * polling for at most this long in all (60 s unless told).
+   */
+  busyTimeoutMs?: number;
   signal?: AbortSignal | undefined;
+  /** Only errors this accepts are tried again (besides being transient). */
+  retryIf?: (error: unknown) => boolean;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
 }
 
+/**
+ * The default backoff: 0.5 s doubled to at most 5 s. With the default of 10
+ * retries that is about 37 s of waiting in all: longer than a server takes to
+ * restart and recover from a crash (about 30 s).
+ */
+export const RETRY_BASE_DELAY_MS = 500;
+const RETRY_MAX_DELAY_MS = 5000;
+
 /** Runs `fn`, trying transient faults again with bounded exponential backoff. */
 export async function withRetries<T>(fn: () => Promise<T>, options: RetryOptions): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
+  const busyDeadline = Date.now() + (options.busyTimeoutMs ?? 60_000);
+  let busyDelay = 100;
+  for (let attempt = 1; ; ) {
     try {
       return await fn();
     } catch (error) {
-      if (attempt > options.retries || !isTransient(error) || options.signal?.aborted) throw error;
-      const base = (options.baseDelayMs ?? 200) * 2 ** (attempt - 1);
-      const delayMs = Math.min(5000, Math.round(base * (0.75 + Math.random() * 0.5)));
+      if (!isTransient(error) || options.signal?.aborted || (options.retryIf && !options.retryIf(error))) throw error;
+      if (isTooManyConnections(error) && Date.now() < busyDeadline) {
+        // The server is full: someone else's connections, not ours, so it costs no retry.
+        busyDelay = Math.min(busyDelay * 2, 1000);
+        const delayMs = Math.min(Math.round(busyDelay * (0.75 + Math.random() * 0.5)), busyDeadline - Date.now());
+        options.onRetry?.(error, 0, delayMs);
+        await sleep(delayMs);
+        continue;
+      }
+      if (attempt > options.retries) throw error;
+      const base = (options.baseDelayMs ?? RETRY_BASE_DELAY_MS) * 2 ** (attempt - 1);
+      const delayMs = Math.min(RETRY_MAX_DELAY_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
       options.onRetry?.(error, attempt, delayMs);
+      attempt++;
       await sleep(delayMs);
     }
   }
+}
+
+function isTooManyConnections(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (errorCode(e) === "53300") return true;
+  }
+  return false;
 }
 
 /**

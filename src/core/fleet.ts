@@ -38,6 +38,8 @@ export interface FleetResult {
   summary: FleetSummary;
   /** True when a signal stopped the run before every tenant was tried. */
   interrupted: boolean;
+  /** What went wrong besides the tenants' own results (history not recorded); absent when nothing did. */
+  warnings?: string[];
 }
 
 /** Structured progress; the CLI decides how it looks. */

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type pg from "pg";
 import type { Tenant } from "./catalog.js";
+import { isTransient } from "./db.js";
+import { describeError } from "./errors.js";
 import type { TenantResult } from "./fleet.js";
 import { redact } from "./redact.js";
 
@@ -58,14 +60,36 @@ export class HistoryRecorder {
   /** Final rows not written yet. */
   private pending: FinalRow[] = [];
   private writing: Promise<void> | undefined;
+  /** The connection rows are written on: the run's catalog connection, or one opened after it was lost. */
+  private client: pg.Client;
+  private reconnected: pg.Client | undefined;
+  /** Set once reconnecting gave up: later rows are counted as not recorded without trying. */
+  private gaveUp = false;
+  /** Final rows that could not be written, and why. */
+  notRecorded = 0;
+  lastError: string | undefined;
 
-  private constructor(private readonly client: pg.Client) {}
+  private constructor(
+    client: pg.Client,
+    private readonly reconnect?: () => Promise<pg.Client>,
+  ) {
+    this.client = client;
+  }
 
-  static async start(client: pg.Client, command: string, tenants: Tenant[]): Promise<HistoryRecorder> {
+  /**
+   * `reconnect` opens a new catalog connection (retrying transient faults
+   * itself): used when the run's catalog connection is lost mid-run.
+   */
+  static async start(
+    client: pg.Client,
+    command: string,
+    tenants: Tenant[],
+    reconnect?: () => Promise<pg.Client>,
+  ): Promise<HistoryRecorder> {
     await ensureHistoryTable(client);
     // History is bookkeeping: it need not wait for the disk on every row.
     await client.query("set synchronous_commit = off");
-    const recorder = new HistoryRecorder(client);
+    const recorder = new HistoryRecorder(client, reconnect);
     if (tenants.length > 0) {
       const { rows } = await client.query<{ id: string; school_id: string }>(
         `insert into tenant_migrate_history (run_id, command, school_id, school_database, result, host)
@@ -104,40 +128,69 @@ export class HistoryRecorder {
       this.pending = [];
       // History must never fail a migration. A batch that fails is tried row
       // by row, so that one bad row loses only itself.
-      if (!(await this.write(rows))) for (const row of rows) await this.write([row]);
+      if (!(await this.write(rows))) {
+        for (const row of rows) {
+          if (!(await this.write([row]))) this.notRecorded++;
+        }
+      }
     }
     this.writing = undefined;
   }
 
-  /** One UPDATE for `rows`; times on the server's clock, as the rows' start was. False when it failed. */
+  /**
+   * One UPDATE for `rows`, on a new connection when the catalog connection
+   * was lost (a server restart, a terminated backend). False when it failed.
+   */
   private async write(rows: FinalRow[]): Promise<boolean> {
-    const now = performance.now();
+    if (this.gaveUp) return false;
     try {
-      await this.client.query(
-        `update tenant_migrate_history h
+      await this.update(rows);
+      return true;
+    } catch (error) {
+      this.lastError = describeError(error);
+      if (!this.reconnect || !isTransient(error)) return false;
+    }
+    try {
+      const client = await this.reconnect();
+      await this.reconnected?.end().catch(() => {});
+      this.client = this.reconnected = client;
+      await client.query("set synchronous_commit = off");
+      await this.update(rows);
+      return true;
+    } catch (error) {
+      this.lastError = describeError(error);
+      this.gaveUp = true;
+      return false;
+    }
+  }
+
+  /** The UPDATE; times on the server's clock, as the rows' start was. */
+  private async update(rows: FinalRow[]): Promise<void> {
+    const now = performance.now();
+    await this.client.query(
+      `update tenant_migrate_history h
             set result = u.result, migrations = u.migrations::jsonb, error = u.error,
                 finished_at = clock_timestamp() - make_interval(secs => u.ago_ms / 1000),
                 started_at = clock_timestamp() - make_interval(secs => (u.ago_ms + u.ms) / 1000)
            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[])
                 as u(id, result, migrations, error, ms, ago_ms)
           where h.id = u.id`,
-        [
-          rows.map((r) => r.id),
-          rows.map((r) => r.result),
-          rows.map((r) => r.migrations),
-          rows.map((r) => r.error),
-          rows.map((r) => r.ms),
-          rows.map((r) => now - r.finishedAt),
-        ],
-      );
-      return true;
-    } catch {
-      return false;
-    }
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.result),
+        rows.map((r) => r.migrations),
+        rows.map((r) => r.error),
+        rows.map((r) => r.ms),
+        rows.map((r) => now - r.finishedAt),
+      ],
+    );
   }
 
+  /** Waits for every queued row; closes a connection opened to replace the run's. */
   async flush(): Promise<void> {
     await this.writing;
+    await this.reconnected?.end().catch(() => {});
+    this.reconnected = undefined;
   }
 }
 

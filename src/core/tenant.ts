@@ -428,11 +428,18 @@ export function adminKey(settings: ConnectionSettings): string {
   return `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
 }
 
-/** Administrative connections per server (CREATE/DROP DATABASE), pooled for the run. */
+/**
+ * Administrative connections per server (CREATE/DROP DATABASE), pooled for the
+ * run. Fleet runs use one per admin database, so that the run holds at most
+ * `--concurrency` + 2 connections per server: one per tenant worker (a worker
+ * never holds a tenant connection while it waits for the admin one), the
+ * admin connection (open, maybe idle, for the run) and the catalog's.
+ */
 export class AdminPools {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly databases = new Map<string, Promise<Set<string> | undefined>>();
   private readonly templates = new Map<string, Promise<string | undefined>>();
+  /** `size`: admin connections per admin database (fleet runs use 1). */
   constructor(private readonly size: number) {}
 
   get(settings: ConnectionSettings): pg.Pool {
@@ -443,7 +450,11 @@ export class AdminPools {
         max: this.size,
         idleTimeoutMillis: 10_000,
       });
+      // Idle clients report errors to the pool; a checked-out client to itself:
+      // a lost admin connection (a restart, pg_terminate_backend) must never
+      // crash the process. The query in flight rejects with the error.
       pool.on("error", () => {});
+      pool.on("connect", (client) => client.on("error", () => {}));
       this.pools.set(key, pool);
     }
     return pool;
