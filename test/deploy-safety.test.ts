@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
+import { DEFAULT_PG_LOCK_TIMEOUT_MS, resolveConfig } from "../src/core/config.ts";
 import {
   appliedMigrations,
   byDatabase,
@@ -254,6 +255,17 @@ export async function down(knex) { await knex.raw("alter table lunch_week drop c
       "select 1 from information_schema.columns where table_name = 'lunch_week' and column_name = 'notes'",
     );
     assert.equal(column.length, 0);
+  });
+
+  it("defaults to 10 s; flag > TENANT_MIGRATE_PG_LOCK_TIMEOUT; 0 turns it off", () => {
+    const url = "postgres://u@127.0.0.1:5432/catalog";
+    const ms = (flag: string | undefined, env: Record<string, string> = {}) =>
+      resolveConfig({ catalogUrl: url, pgLockTimeout: flag }, env, "/").pgLockTimeoutMs;
+    assert.equal(ms(undefined), DEFAULT_PG_LOCK_TIMEOUT_MS);
+    assert.equal(DEFAULT_PG_LOCK_TIMEOUT_MS, 10_000);
+    assert.equal(ms(undefined, { TENANT_MIGRATE_PG_LOCK_TIMEOUT: "2s" }), 2000);
+    assert.equal(ms("500ms", { TENANT_MIGRATE_PG_LOCK_TIMEOUT: "2s" }), 500);
+    assert.equal(ms("0"), 0);
   });
 
   it("is validated like --lock-timeout (exit 2)", async () => {

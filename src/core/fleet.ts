@@ -147,7 +147,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
             message:
               options.onError === "abort"
                 ? "a tenant failed and --on-error is abort: no new tenant starts; the rest are skipped"
-                : `${failures} tenants failed, more than --max-failures ${maxFailures}: no new tenant starts; the rest are skipped`,
+                : `${failures} tenant${failures === 1 ? "" : "s"} failed, more than --max-failures ${maxFailures}: no new tenant starts; the rest are skipped`,
           });
         }
       }

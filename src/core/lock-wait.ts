@@ -64,7 +64,7 @@ async function likelyHolders(db: Knex, waitedMs: number): Promise<Holder[]> {
       where l.locktype = 'relation' and l.granted
         and l.database = (select oid from pg_database where datname = current_database())
         and l.pid <> pg_backend_pid()
-        and c.relnamespace <> 'pg_catalog'::regnamespace
+        and c.relnamespace <> 'pg_catalog'::regnamespace and c.relkind in ('r', 'p', 'm', 'f')
         and a.xact_start <= clock_timestamp() - make_interval(secs => ?)
       group by a.pid, a.application_name, a.state, a.xact_start, a.query
       order by a.xact_start
