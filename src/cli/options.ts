@@ -17,6 +17,11 @@ export function addGlobalOptions(program: Command): Command {
     )
     .option("--lock-timeout <duration>", "how long to wait for another run on a tenant, e.g. 60s (default 60s)")
     .option(
+      "--pg-lock-timeout <duration>",
+      "PostgreSQL lock_timeout of each school's migration session, 0 off (env TENANT_MIGRATE_PG_LOCK_TIMEOUT; default 10s)",
+    )
+
+    .option(
       "--retries <n>",
       "retries of a transient fault per tenant (env TENANT_MIGRATE_RETRIES; default 10, about 37 s in all)",
     )
@@ -44,6 +49,11 @@ export function addFleetOptions(command: Command, what: { changes?: boolean } = 
         .default("continue"),
     )
     .option("--canary <n>", "run n tenants first; if one fails, skip the rest", parsePositive("--canary"))
+    .option(
+      "--max-failures <n>",
+      "once more than n tenants have failed, start no new one (the rest are skipped)",
+      parseCount("--max-failures"),
+    )
     .option("--dry-run", "say what would run; change nothing");
 }
 
@@ -65,6 +75,13 @@ export function parsePositive(name: string): (value: string) => number {
   };
 }
 
+export function parseCount(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number of 0 or more`);
+    return Number(value);
+  };
+}
+
 /** The command's settings: flags > environment > .env > defaults, validated once. */
 export function configFrom(command: Command, needs: { catalog?: boolean } = {}): Config {
   const flags = command.optsWithGlobals() as ConfigFlags;
@@ -75,6 +92,7 @@ export function configFrom(command: Command, needs: { catalog?: boolean } = {}):
       catalogMigrations: flags.catalogMigrations,
       concurrency: flags.concurrency,
       lockTimeout: flags.lockTimeout,
+      pgLockTimeout: flags.pgLockTimeout,
       retries: flags.retries,
       appRole: flags.appRole,
       embedded: flags.embedded,
@@ -93,6 +111,9 @@ export interface FleetFlags {
   dryRun?: boolean;
   shard?: { index: number; count: number };
   canary?: number;
+  maxFailures?: number;
+  /** migrate and all only. */
+  rehearse?: boolean;
 }
 
 export function fleetOptionsFrom(flags: FleetFlags, config: Config, tenants: string[]): FleetCommandOptions {
@@ -103,5 +124,7 @@ export function fleetOptionsFrom(flags: FleetFlags, config: Config, tenants: str
     dryRun: flags.dryRun === true,
     shard: flags.shard,
     canary: flags.canary,
+    maxFailures: flags.maxFailures,
+    rehearse: flags.rehearse === true,
   };
 }

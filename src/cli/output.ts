@@ -84,6 +84,8 @@ const SUCCESS_WORDS: Record<string, string> = {
   "up-to-date": "up to date",
   "rolled-back": "rolled back",
   "nothing-to-roll-back": "nothing to roll back",
+  rehearsed: "rehearsed",
+  "not-rehearsable": "not rehearsable",
   failed: "failed",
   skipped: "skipped",
 };
@@ -118,6 +120,8 @@ export function tenantLine(output: Output, result: TenantResult, dryRun: boolean
       return `${c.red("✖")} ${who} ${c.red("failed")}: ${result.error ?? "unknown error"}${time}`;
     case "skipped":
       return `${c.yellow("-")} ${who} ${c.yellow("skipped")}`;
+    case "not-rehearsable":
+      return `${c.yellow("-")} ${who} ${c.yellow(word)} (a pending migration runs outside a transaction)${what}${time}`;
     case "up-to-date":
     case "nothing-to-roll-back":
       return `${c.dim("·")} ${who} ${c.dim(verb)}${time}`;
@@ -133,6 +137,7 @@ export function summaryLine(output: Output, result: FleetResult): string {
     c.green(`${s.succeeded} succeeded`),
     s.failed > 0 ? c.red(`${s.failed} failed`) : `${s.failed} failed`,
     s.skipped > 0 ? c.yellow(`${s.skipped} skipped`) : `${s.skipped} skipped`,
+    ...(s.notRehearsable ? [c.yellow(`${s.notRehearsable} not rehearsable`)] : []),
   ];
   return `${s.total} tenant${s.total === 1 ? "" : "s"}: ${counts.join(", ")}${c.dim(` in ${formatMs(s.ms)}`)}${result.interrupted ? c.yellow(" (interrupted)") : ""}`;
 }
@@ -141,7 +146,10 @@ export function summaryLine(output: Output, result: FleetResult): string {
  * Renders fleet events: each finished tenant as a line, notices on stderr,
  * and live counts (done / failed / left) on the spinner.
  */
-export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: string }): (event: FleetEvent) => void {
+export function fleetRenderer(
+  output: Output,
+  options: { dryRun: boolean; verb: string; rehearse?: boolean },
+): (event: FleetEvent) => void {
   let total = 0;
   let done = 0;
   let failed = 0;
@@ -150,7 +158,8 @@ export function fleetRenderer(output: Output, options: { dryRun: boolean; verb: 
   return (event) => {
     switch (event.type) {
       case "catalog-migrated": {
-        const verb = options.dryRun ? "would migrate" : "migrated";
+        // A rehearsal leaves the catalog alone: it only says what would run there.
+        const verb = options.dryRun || options.rehearse ? "would migrate" : "migrated";
         output.line(
           `catalog: ${event.migrations.length > 0 ? `${verb} ${event.migrations.join(", ")}` : "up to date"}`,
         );

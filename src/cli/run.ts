@@ -86,7 +86,7 @@ function interruptController(output: Output): {
 /** Runs a fleet command with live output and returns its exit code. */
 export async function runFleetWithOutput<T extends FleetResult>(
   { output, signal }: CliRun,
-  options: { dryRun: boolean; verb: string },
+  options: { dryRun: boolean; verb: string; rehearse?: boolean },
   run: (hooks: { onEvent: ReturnType<typeof fleetRenderer>; signal: AbortSignal }) => Promise<T>,
   extraJson?: (result: T) => Record<string, unknown>,
 ): Promise<number> {
@@ -105,6 +105,7 @@ export async function runFleetWithOutput<T extends FleetResult>(
       tenants,
       summary,
       ...(options.dryRun ? { dryRun: true } : {}),
+      ...(options.rehearse ? { rehearse: true } : {}),
       ...(interrupted ? { interrupted: true } : {}),
     });
   }

@@ -2,6 +2,8 @@ import type { FleetResult } from "../core/fleet.js";
 import { migrateTenant } from "../core/tenant.js";
 import { migrateCatalog } from "./catalog.js";
 import { type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { checkRehearse } from "./migrate.js";
+import { rehearseFleet } from "./rehearse.js";
 
 export interface AllResult extends FleetResult {
   catalog: { migrations: string[] };
@@ -12,16 +14,20 @@ export interface AllResult extends FleetResult {
  * missing tenant database created, every tenant migrated to latest.
  */
 export async function migrateAll(options: FleetCommandOptions): Promise<AllResult> {
+  checkRehearse(options);
+  // A rehearsal leaves the catalog alone too: it says what would run there, as --dry-run does.
   const catalog = await migrateCatalog({
     config: options.config,
-    dryRun: options.dryRun === true,
+    dryRun: options.dryRun === true || options.rehearse === true,
     onEvent: options.onEvent,
     signal: options.signal,
   });
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
-  const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {
-    catalogMayBeEmpty: options.dryRun === true,
-  });
+  const fleet = options.rehearse
+    ? await rehearseFleet("all", options, { catalogMayBeEmpty: true })
+    : await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {
+        catalogMayBeEmpty: options.dryRun === true,
+      });
   return {
     ok: fleet.ok,
     catalog,

@@ -19,6 +19,7 @@ import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/
 import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
+import { retryLockWaits } from "../core/lock-wait.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import {
@@ -47,6 +48,10 @@ export interface FleetCommandOptions extends CommandOptions {
   /** Only the index-th (1-based) of count disjoint slices of the tenants. */
   shard?: { index: number; count: number } | undefined;
   canary?: number | undefined;
+  /** Once more than this many tenants have failed, no new tenant starts; the rest are skipped. */
+  maxFailures?: number | undefined;
+  /** migrate, all: run each tenant's pending migrations in one transaction, then roll it back (no history). */
+  rehearse?: boolean | undefined;
 }
 
 /**
@@ -140,9 +145,10 @@ export async function runFleetCommand(
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
     const warnings: string[] = [];
-    const history = options.dryRun
-      ? undefined
-      : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
+    const history =
+      options.dryRun || options.rehearse
+        ? undefined
+        : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
     // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
     const admin = new AdminPools(1);
     const placements = new Map<Tenant, TenantPlacement | Error>();
@@ -170,13 +176,24 @@ export async function runFleetCommand(
             folder,
             admin,
             lockTimeoutMs: config.lockTimeoutMs,
+            pgLockTimeoutMs: config.pgLockTimeoutMs,
             appRole: config.appRole,
             emit: context.emit,
             signal: context.signal,
             useTemplate: config.template,
             dryRun: options.dryRun === true,
           };
-          return withRetries(() => work(job), {
+          const lockWaits = {
+            retries: config.retries,
+            signal: context.signal,
+            onRetry: (_error: unknown, attempt: number, delayMs: number) =>
+              context.emit({
+                type: "notice",
+                tenant,
+                message: `${tenant.database}: a migration waited longer than --pg-lock-timeout for a lock and was rolled back; retry ${attempt} of ${config.retries} in ${delayMs} ms`,
+              }),
+          };
+          return withRetries(() => retryLockWaits(() => work(job), lockWaits), {
             retries: config.retries,
             signal: context.signal,
             busyTimeoutMs: Math.max(config.lockTimeoutMs, 60_000),
@@ -195,6 +212,7 @@ export async function runFleetCommand(
           concurrency: config.concurrency,
           onError: options.onError ?? "continue",
           canary: options.canary,
+          maxFailures: options.maxFailures,
           signal: options.signal,
           onEvent: emit,
           serverOf: (tenant) => {

@@ -14,6 +14,7 @@ export interface ConfigFlags {
   catalogMigrations?: string;
   concurrency?: string | number;
   lockTimeout?: string | number;
+  pgLockTimeout?: string | number;
   retries?: string | number;
   appRole?: string;
   embedded?: boolean;
@@ -34,6 +35,8 @@ export interface Config {
   concurrency: number;
   /** How long to wait for another run that holds a tenant, in ms. */
   lockTimeoutMs: number;
+  /** PostgreSQL's lock_timeout in each tenant's migration session, in ms; 0: not set. */
+  pgLockTimeoutMs: number;
   /** How many times a transient fault (connection refused, too many connections…) is retried. */
   retries: number;
   /** Role given CONNECT and TEMP on newly provisioned databases, besides their owner. */
@@ -47,6 +50,7 @@ export interface Config {
 export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 export const DEFAULT_RETRIES = 10;
+export const DEFAULT_PG_LOCK_TIMEOUT_MS = 10_000;
 
 /** The catalog migrations shipped with the tool. */
 export const BUNDLED_CATALOG_MIGRATIONS = path.resolve(
@@ -118,6 +122,12 @@ export function resolveConfig(
     DEFAULT_LOCK_TIMEOUT_MS,
     problems,
   );
+  const pgLockTimeoutMs = durationSetting(
+    pick(flags.pgLockTimeout, "TENANT_MIGRATE_PG_LOCK_TIMEOUT"),
+    "--pg-lock-timeout / TENANT_MIGRATE_PG_LOCK_TIMEOUT",
+    DEFAULT_PG_LOCK_TIMEOUT_MS,
+    problems,
+  );
   const appRole = pick(flags.appRole, "TENANT_MIGRATE_APP_ROLE");
   if (appRole !== undefined && (Buffer.byteLength(appRole) > 63 || /\0/.test(appRole))) {
     problems.push("--app-role / TENANT_MIGRATE_APP_ROLE is not a valid PostgreSQL role name (at most 63 bytes)");
@@ -135,6 +145,7 @@ export function resolveConfig(
     tenantServers,
     concurrency,
     lockTimeoutMs,
+    pgLockTimeoutMs,
     retries,
     appRole,
     embedded,

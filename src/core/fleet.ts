@@ -8,6 +8,10 @@ export type TenantResultKind =
   | "up-to-date"
   | "rolled-back"
   | "nothing-to-roll-back"
+  /** --rehearse: the pending migrations ran and were rolled back; the real run would succeed. */
+  | "rehearsed"
+  /** --rehearse: a pending migration runs outside a transaction, so nothing ran. */
+  | "not-rehearsable"
   | "failed"
   | "skipped";
 
@@ -29,6 +33,8 @@ export interface FleetSummary {
   succeeded: number;
   failed: number;
   skipped: number;
+  /** --rehearse only: schools not rehearsed because a pending migration runs outside a transaction. */
+  notRehearsable?: number;
   ms: number;
 }
 
@@ -80,6 +86,8 @@ export interface FleetOptions {
   onError: "continue" | "abort";
   /** Run this many tenants first; if any fails, skip the rest. */
   canary?: number | undefined;
+  /** Once more than this many tenants have failed, no new tenant starts (`onError: "abort"` is 0). */
+  maxFailures?: number | undefined;
   /** Aborting stops new tenants from starting; those in flight finish. */
   signal?: AbortSignal | undefined;
   onEvent?: EmitEvent | undefined;
@@ -100,6 +108,8 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
   const signal = options.signal ?? new AbortController().signal;
   const results = new Map<Tenant, TenantResult>();
   let stopStarting = false;
+  let failures = 0;
+  const maxFailures = options.onError === "abort" ? 0 : options.maxFailures;
 
   emit({ type: "fleet-started", total: tenants.length });
 
@@ -131,7 +141,17 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
         result = { ...baseResult(tenant, "failed", 0), error: redact(describeError(error)) };
         const partial = (error as { migrations?: unknown }).migrations;
         if (Array.isArray(partial)) result.migrations = partial as string[];
-        if (options.onError === "abort") stopStarting = true;
+        failures++;
+        if (maxFailures !== undefined && failures > maxFailures && !stopStarting) {
+          stopStarting = true;
+          emit({
+            type: "notice",
+            message:
+              options.onError === "abort"
+                ? "a tenant failed and --on-error is abort: no new tenant starts; the rest are skipped"
+                : `${failures} tenant${failures === 1 ? "" : "s"} failed, more than --max-failures ${maxFailures}: no new tenant starts; the rest are skipped`,
+          });
+        }
       }
     }
     result.ms = Math.round(performance.now() - t0);
@@ -157,11 +177,13 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
   await runBounded(rest, runOne, bounds);
 
   const ordered = tenants.map((t) => results.get(t) as TenantResult);
+  const notRehearsable = ordered.filter((r) => r.result === "not-rehearsable").length;
   const summary: FleetSummary = {
     total: ordered.length,
-    succeeded: ordered.filter((r) => r.result !== "failed" && r.result !== "skipped").length,
+    succeeded: ordered.filter((r) => !["failed", "skipped", "not-rehearsable"].includes(r.result)).length,
     failed: ordered.filter((r) => r.result === "failed").length,
     skipped: ordered.filter((r) => r.result === "skipped").length,
+    ...(notRehearsable > 0 ? { notRehearsable } : {}),
     ms: Math.round(performance.now() - started),
   };
   return {

@@ -6,6 +6,7 @@ import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex
 import { describeError, errorCode } from "./errors.js";
 import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
+import { explainLockWait, setLockTimeout } from "./lock-wait.js";
 import type { MigrationFolder } from "./migration-folder.js";
 import {
   ClosedDatabaseError,
@@ -40,6 +41,8 @@ export interface TenantJob {
   folder: MigrationFolder;
   admin: AdminPools;
   lockTimeoutMs: number;
+  /** PostgreSQL's lock_timeout in the migration session (--pg-lock-timeout); 0: not set. */
+  pgLockTimeoutMs: number;
   appRole: string | undefined;
   emit: EmitEvent;
   /** Provision new databases by copying a template with every migration applied. */
@@ -120,10 +123,10 @@ async function readKnexState(client: pg.Client): Promise<KnexState> {
  * (`closed`, never reopened); or open, with its knex state (still being
  * provisioned when `state.provisioning`).
  */
-type Peek = { kind: "absent" } | { kind: "unopened" } | { kind: "closed" } | ({ kind: "open" } & KnexState);
+export type Peek = { kind: "absent" } | { kind: "unopened" } | { kind: "closed" } | ({ kind: "open" } & KnexState);
 
 /** One connection and one round trip: whether the database exists, and its knex state. */
-async function peek(job: TenantJob): Promise<Peek> {
+export async function peek(job: TenantJob): Promise<Peek> {
   try {
     return await withClient(job.placement.settings, async (client) => ({
       kind: "open" as const,
@@ -145,11 +148,11 @@ async function peek(job: TenantJob): Promise<Peek> {
   }
 }
 
-function unknownMigrations(applied: AppliedMigration[], folder: MigrationFolder): string[] {
+export function unknownMigrations(applied: AppliedMigration[], folder: MigrationFolder): string[] {
   return applied.map((m) => m.name).filter((name) => !folder.has(name));
 }
 
-function unknownMigrationsError(unknown: string[]): Error {
+export function unknownMigrationsError(unknown: string[]): Error {
   return new Error(
     `the database has applied migrations that no file matches: ${unknown.join(", ")} (knex calls this a corrupt migration directory)`,
   );
@@ -349,7 +352,7 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     : { result: "nothing-to-roll-back", migrations: [] };
 }
 
-async function everyMigrationTransactional(folder: MigrationFolder, names: string[]): Promise<boolean> {
+export async function everyMigrationTransactional(folder: MigrationFolder, names: string[]): Promise<boolean> {
   for (const name of names) {
     if (!folder.has(name)) continue;
     const module = await folder.load(name);
@@ -361,18 +364,22 @@ async function everyMigrationTransactional(folder: MigrationFolder, names: strin
 /**
  * Runs `fn` on a single-connection knex holding the tenant's advisory lock.
  * Waits for another run (bounded by lockTimeoutMs); once held, a knex lock
- * flag that is still set was left by a process that is gone, and is cleared.
+ * flag that is still set was left by a process that is gone, and is cleared
+ * (unless `keepKnexFlag`: a rehearsal changes nothing). The session's
+ * lock_timeout is --pg-lock-timeout; a statement it stopped fails with an
+ * error that names the lock wait.
  */
-async function withTenantLock<T>(
+export async function withTenantLock<T>(
   job: TenantJob,
   fn: (db: Knex) => Promise<T>,
-  options: { fresh?: boolean } = {},
+  options: { fresh?: boolean; keepKnexFlag?: boolean } = {},
 ): Promise<T> {
   return withKnex(job.placement.settings, async (db) => {
     await acquireTenantLock(db, job);
     try {
+      await setLockTimeout(db, job.pgLockTimeoutMs);
       // A database this run just created has no knex tables to clear.
-      const cleared = !options.fresh && (await clearStaleKnexLock(db));
+      const cleared = !options.fresh && !options.keepKnexFlag && (await clearStaleKnexLock(db));
       if (cleared) {
         job.emit({
           type: "notice",
@@ -381,6 +388,8 @@ async function withTenantLock<T>(
         });
       }
       return await fn(db);
+    } catch (error) {
+      throw await explainLockWait(db, error, job.pgLockTimeoutMs);
     } finally {
       await db.raw("select pg_advisory_unlock(?)", [TENANT_LOCK_KEY]).catch(() => {});
     }

@@ -7,13 +7,18 @@ export function registerAll(program: Command): void {
   addFleetOptions(
     program
       .command("all")
-      .description("the deploy job: catalog to latest, missing tenant databases created, every tenant migrated"),
+      .description("the deploy job: catalog to latest, missing tenant databases created, every tenant migrated")
+      .option(
+        "--rehearse",
+        "run each school's pending migrations in a transaction that is rolled back; change nothing",
+      ),
   ).action(async (flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
         cli,
         {
           dryRun: flags.dryRun === true,
+          rehearse: flags.rehearse === true,
           verb: "all",
         },
         (hooks) => migrateAll({ ...fleetOptionsFrom(flags, config, []), ...hooks }),

@@ -8,13 +8,18 @@ export function registerMigrate(program: Command): void {
     program
       .command("migrate")
       .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
-      .description("migrate the named tenants (all when none is named) to the latest app migration"),
+      .description("migrate the named tenants (all when none is named) to the latest app migration")
+      .option(
+        "--rehearse",
+        "run each school's pending migrations in a transaction that is rolled back; change nothing",
+      ),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
         cli,
         {
           dryRun: flags.dryRun === true,
+          rehearse: flags.rehearse === true,
           verb: "migrate",
         },
         (hooks) =>
