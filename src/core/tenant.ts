@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import pg from "pg";
 import type { Tenant, TenantPlacement } from "./catalog.js";
+import { editedMigrations, forgetChecksum, readChecksums, recordChecksum } from "./checksums.js";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
@@ -80,12 +81,16 @@ async function readKnexState(client: pg.Client): Promise<KnexState> {
   }
 }
 
-type Peek = { exists: false } | ({ exists: true } & KnexState);
+type Peek = { exists: false } | ({ exists: true; checksums: Map<string, string> } & KnexState);
 
-/** One connection and one round trip: whether the database exists, and its knex state. */
+/** One connection: whether the database exists, its knex state and the checksums of what the tool applied. */
 async function peek(settings: ConnectionSettings): Promise<Peek> {
   try {
-    return await withClient(settings, async (client) => ({ exists: true, ...(await readKnexState(client)) }));
+    return await withClient(settings, async (client) => ({
+      exists: true,
+      ...(await readKnexState(client)),
+      checksums: await readChecksums(client),
+    }));
   } catch (error) {
     // 3D000: no such database; 55000: created but its provisioning was cut short.
     const code = errorCode(error);
@@ -126,6 +131,14 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
   } else {
     const unknown = unknownMigrations(state.applied, folder);
     if (unknown.length > 0) throw unknownMigrationsError(unknown);
+    noticeEdited(
+      job,
+      editedMigrations(
+        state.applied.map((m) => m.name),
+        state.checksums,
+        folder,
+      ),
+    );
     const done = new Set(state.applied.map((m) => m.name));
     const pending = folder.names.filter((name) => !done.has(name));
     // Up to date: done, unless a dead process left knex's flag set, which is cleared below.
@@ -138,6 +151,16 @@ export async function migrateTenant(job: TenantJob, options: { provision: boolea
     result: migrations.length > 0 ? "migrated" : "up-to-date",
     migrations,
   };
+}
+
+/** An edited file is a warning, not a failure: what is pending still runs. */
+function noticeEdited(job: TenantJob, edited: string[]): void {
+  if (edited.length === 0) return;
+  job.emit({
+    type: "notice",
+    tenant: job.tenant,
+    message: `${job.tenant.database}: changed since applied here (edited): ${edited.join(", ")}`,
+  });
 }
 
 /** knex's own migrate.latest, with events per migration and errors that name the file. */
@@ -154,8 +177,10 @@ async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
       },
-      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
+        // In the migration's own transaction: the checksum commits with it or not at all.
+        await recordChecksum(trx, job.folder, migration.name);
         completed.push(migration.name);
         job.emit({
           type: "migration",
@@ -226,8 +251,9 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
       },
-      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
+        await forgetChecksum(trx, migration.name);
         undone.push(migration.name);
         job.emit({ type: "migration", tenant: job.tenant, name: migration.name, direction: "down" });
       },
@@ -449,7 +475,8 @@ export type TenantState =
   | "not-provisioned"
   | "unknown-migrations"
   | "locked"
-  | "unreachable";
+  | "unreachable"
+  | "edited";
 
 export interface TenantStatus {
   id: string;
@@ -460,6 +487,8 @@ export interface TenantStatus {
   applied: string[];
   pending: string[];
   unknown?: string[];
+  /** Applied files whose contents changed since the tool applied them here. */
+  edited?: string[];
   error?: string;
 }
 
@@ -476,18 +505,22 @@ export async function inspectTenant(
       const done = new Set(applied);
       const pending = folder.names.filter((name) => !done.has(name));
       const unknown = applied.filter((name) => !folder.has(name));
+      const edited = editedMigrations(applied, await readChecksums(client), folder);
       if (unknown.length > 0)
         return {
           state: "unknown-migrations" as const,
           applied,
           pending,
           unknown,
+          edited,
         };
-      if (state.knexLocked || (await heldByARun(client))) return { state: "locked" as const, applied, pending };
+      if (state.knexLocked || (await heldByARun(client))) return { state: "locked" as const, applied, pending, edited };
       return {
-        state: pending.length > 0 ? ("pending" as const) : ("up-to-date" as const),
+        state:
+          pending.length > 0 ? ("pending" as const) : edited.length > 0 ? ("edited" as const) : ("up-to-date" as const),
         applied,
         pending,
+        edited,
       };
     });
   } catch (error) {
