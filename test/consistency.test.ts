@@ -18,6 +18,7 @@ import {
   tableMigration,
   urlFor,
   useFleet,
+  waitFor,
 } from "./helpers.ts";
 
 const { knex } = knexModule;
@@ -192,6 +193,51 @@ export const down = (knex) => knex.schema.alterTable("menu_item", (t) => t.dropI
       );
       assert.match(def("function"), /^returns trigger, definition md5 [0-9a-f]{32}$/);
       assert.match(def("sequence"), /^bigint start 100 increment 1 /);
+    });
+  });
+
+  describe("diff's scratch database", { concurrency: 1 }, () => {
+    let fleet: Fleet;
+    const scratchDatabases = () =>
+      databasesLike(`${scratchPrefix({ database: fleet.catalog, user: decodeURIComponent(SERVER.username) })}%`);
+    useFleet(
+      async (f) => {
+        fleet = f;
+        await fleet.addMigrated([fleet.db("one")]);
+      },
+      { each: true },
+    );
+
+    it("is dropped when a migration fails in it (exit 2, nothing read), and a dead run's leftover is dropped", async () => {
+      // A dead run's scratch database (no live session holds its lock).
+      const leftover = `${scratchPrefix({ database: fleet.catalog, user: decodeURIComponent(SERVER.username) })}deadbeef0000`;
+      await query("postgres", `create database ${leftover}`);
+      fleet.writeMigration(
+        "20250301000000_breaks.js",
+        `export async function up(knex) { await knex.raw("select * from no_such_table"); }
+export async function down() {}
+`,
+      );
+      const result = await fleet.run(["diff", "--json"]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /cannot build the reference database from the migration files: .*no_such_table/);
+      assert.match(parseJson<{ error: string }>(result.stdout).error, /no_such_table/);
+      assert.deepEqual(await scratchDatabases(), [], "this run's and the dead run's scratch databases are gone");
+    });
+
+    it("is dropped when the run is interrupted while it is being built (exit 130)", async () => {
+      fleet.writeMigration(
+        "20250301000000_slow.js",
+        `export async function up(knex) { await knex.raw("select pg_sleep(2)"); }
+export async function down() {}
+`,
+      );
+      const run = fleet.start(["diff"]);
+      await waitFor(async () => (await scratchDatabases()).length > 0, 30_000, "the scratch database");
+      run.child.kill("SIGINT");
+      const result = await run.done;
+      assert.equal(result.code, 130, result.stderr);
+      assert.deepEqual(await scratchDatabases(), []);
     });
   });
 
