@@ -194,34 +194,26 @@ async function readTenant(settingsOf: () => ConnectionSettings, folder: Migratio
 }
 
 function diffOf(tenant: Tenant, reading: Reading, reference: SchemaDescription): TenantDiff {
-  const base: TenantDiff = {
+  const who = {
     id: tenant.id,
     name: tenant.name,
     database: tenant.database,
-    state: "identical",
-    added: [],
-    missing: [],
-    changed: [],
+    ...(tenant.server ? { server: tenant.server } : {}),
   };
-  if (tenant.server) base.server = tenant.server;
+  const none = { added: [], missing: [], changed: [] };
   switch (reading.state) {
     case "read": {
-      if (reading.schema.fingerprint === reference.fingerprint)
-        return { ...base, fingerprint: reading.schema.fingerprint };
-      return {
-        ...base,
-        state: "different",
-        fingerprint: reading.schema.fingerprint,
-        ...compareSchemas(reference, reading.schema),
-      };
+      const { fingerprint } = reading.schema;
+      if (fingerprint === reference.fingerprint) return { ...who, state: "identical", fingerprint, ...none };
+      return { ...who, state: "different", fingerprint, ...compareSchemas(reference, reading.schema) };
     }
     case "pending":
     case "unknown-migrations":
-      return { ...base, state: reading.state, migrations: reading.migrations };
+      return { ...who, state: reading.state, ...none, migrations: reading.migrations };
     case "not-provisioned":
-      return { ...base, state: "not-provisioned" };
+      return { ...who, state: "not-provisioned", ...none };
     default:
-      return { ...base, state: "unreachable", error: redact(`${tenant.database}: ${reading.error}`) };
+      return { ...who, state: "unreachable", ...none, error: redact(`${tenant.database}: ${reading.error}`) };
   }
 }
 
