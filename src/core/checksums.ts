@@ -75,7 +75,8 @@ export async function readChecksums(client: pg.Client): Promise<Map<string, stri
 export function editedMigrations(applied: string[], recorded: Map<string, string>, folder: MigrationFolder): string[] {
   return applied.filter((name) => {
     const then = recorded.get(name);
+    if (then === undefined) return false;
     const now = fileChecksum(folder, name);
-    return then !== undefined && now !== undefined && then !== now;
+    return now !== undefined && then !== now;
   });
 }
