@@ -7,7 +7,7 @@
 // bench/migrations, then runs `status`, `diff` and `diff --against` R times
 // (3) each, alternating, and prints the median wall clock of each. `--also
 // CLI` adds `status` of another build (another checkout's bin/tenant-migrate.js)
-// on the same fleet. Times are shown, never asserted.
+// on the same fleet. A CHECKPOINT runs before each. Times are shown, never asserted.
 import { spawn } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import path from "node:path";
@@ -77,9 +77,17 @@ try {
   ];
   if (options.also) scenarios.push([`status (${options.also})`, () => run(["status"], options.also)]);
   const times = new Map(scenarios.map(([name]) => [name, []]));
+  // A CHECKPOINT before each scenario: DROP DATABASE (diff drops its scratch database) forces one, and the first
+  // after provisioning the fleet would otherwise write out the whole fleet's dirty pages inside diff's time.
+  const checkpoint = new pg.Client({ connectionString: url("postgres") });
+  await checkpoint.connect();
   for (let round = 0; round < options.rounds; round++) {
-    for (const [name, fn] of scenarios) times.get(name).push(await fn());
+    for (const [name, fn] of scenarios) {
+      await checkpoint.query("checkpoint");
+      times.get(name).push(await fn());
+    }
   }
+  await checkpoint.end();
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(
     `${options.tenants} schools, 10 migrations each, concurrency ${options.concurrency}, ${options.rounds} rounds (median), ${cpus().length} cores, load ${loadavg()[0].toFixed(2)}`,
