@@ -14,6 +14,15 @@ export {
   shardOf,
   withServer,
 } from "./commands/context.js";
+export {
+  type DiffGroup,
+  type DiffOptions,
+  type DiffReference,
+  type DiffState,
+  type FleetDiff,
+  fleetDiff,
+  type TenantDiff,
+} from "./commands/diff.js";
 export { dropTenants } from "./commands/drop.js";
 export type { SimpleResult, SimpleTenantResult } from "./commands/each-tenant.js";
 export { tenantHistory } from "./commands/history.js";

@@ -454,6 +454,7 @@ export interface TenantStatusJson {
   applied: string[];
   pending: string[];
   unknown?: string[];
+  edited?: string[];
   error?: string;
 }
 

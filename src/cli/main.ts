@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerAll } from "./commands/all.js";
 import { registerCatalog } from "./commands/catalog.js";
+import { registerDiff } from "./commands/diff.js";
 import { registerDrop } from "./commands/drop.js";
 import { registerHistory } from "./commands/history.js";
 import { registerMake } from "./commands/make.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerRollback(program);
   registerStatus(program);
+  registerDiff(program);
   registerMake(program);
   registerUnlock(program);
   registerDrop(program);

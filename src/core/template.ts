@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import type pg from "pg";
+import { recordChecksum } from "./checksums.js";
 import { type ConnectionSettings, withDatabase } from "./connection.js";
 import { withClient, withKnex } from "./db.js";
 import { errorCode } from "./errors.js";
@@ -102,7 +103,9 @@ export async function ensureTemplate(
     if (rows.length > 0) await client.query(`drop database ${quoted} with (force)`);
     await client.query(`create database ${quoted}`);
     const template = withDatabase(admin, name);
-    await withKnex(template, (db) => db.migrate.latest({ migrationSource: folder } as Knex.MigratorConfig));
+    // With the checksums a school migrated by the tool gets: copies carry them (same files).
+    const afterEach = (trx: Knex, [m]: { name: string }[]) => (m ? recordChecksum(trx, folder, m.name) : undefined);
+    await withKnex(template, (db) => db.migrate.latest({ migrationSource: folder, afterEach } as Knex.MigratorConfig));
     await withClient(template, (c) => c.query(RESET_SEQUENCES));
     // Frozen, as template0 is: otherwise each copy's first reader sets hint bits
     // on every page it reads, and with data checksums (on by default since

@@ -1,6 +1,7 @@
 import type { Knex } from "knex";
 import type pg from "pg";
 import type { Tenant, TenantPlacement } from "./catalog.js";
+import { editedMigrations, forgetChecksum, readChecksums, recordChecksum } from "./checksums.js";
 import type { ConnectionSettings } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
@@ -123,14 +124,19 @@ async function readKnexState(client: pg.Client): Promise<KnexState> {
  * (`closed`, never reopened); or open, with its knex state (still being
  * provisioned when `state.provisioning`).
  */
-export type Peek = { kind: "absent" } | { kind: "unopened" } | { kind: "closed" } | ({ kind: "open" } & KnexState);
+export type Peek =
+  | { kind: "absent" }
+  | { kind: "unopened" }
+  | { kind: "closed" }
+  | ({ kind: "open"; checksums: Map<string, string> } & KnexState);
 
-/** One connection and one round trip: whether the database exists, and its knex state. */
+/** One connection: whether the database exists, its knex state and the checksums of what the tool applied. */
 export async function peek(job: TenantJob): Promise<Peek> {
   try {
     return await withClient(job.placement.settings, async (client) => ({
       kind: "open" as const,
       ...(await readKnexState(client)),
+      checksums: await readChecksums(client),
     }));
   } catch (error) {
     const code = errorCode(error);
@@ -199,6 +205,14 @@ export async function migrateTenant(
     }
     const unknown = unknownMigrations(state.applied, folder);
     if (unknown.length > 0) throw unknownMigrationsError(unknown);
+    noticeEdited(
+      job,
+      editedMigrations(
+        state.applied.map((m) => m.name),
+        state.checksums,
+        folder,
+      ),
+    );
     const done = new Set(state.applied.map((m) => m.name));
     const pending = folder.names.filter((name) => !done.has(name));
     if (state.provisioning) {
@@ -233,6 +247,16 @@ export async function migrateTenant(
   };
 }
 
+/** An edited file is a warning, not a failure: what is pending still runs. */
+function noticeEdited(job: TenantJob, edited: string[]): void {
+  if (edited.length === 0) return;
+  job.emit({
+    type: "notice",
+    tenant: job.tenant,
+    message: `${job.tenant.database}: changed since applied here (edited): ${edited.join(", ")}`,
+  });
+}
+
 /** knex's own migrate.latest, with events per migration and errors that name the file. */
 async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
   const completed: string[] = [];
@@ -247,8 +271,10 @@ async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
       },
-      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
+        // In the migration's own transaction: the checksum commits with it or not at all.
+        await recordChecksum(trx, job.folder, migration.name);
         completed.push(migration.name);
         job.emit({
           type: "migration",
@@ -320,8 +346,9 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
       },
-      afterEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
+        await forgetChecksum(trx, migration.name);
         undone.push(migration.name);
         job.emit({ type: "migration", tenant: job.tenant, name: migration.name, direction: "down" });
       },
@@ -578,7 +605,8 @@ export type TenantState =
   | "locked"
   | "unreachable"
   /** Exists, connections not allowed, not a half-made database of the tool's: an operator closed it. */
-  | "closed";
+  | "closed"
+  | "edited";
 
 export interface TenantStatus {
   id: string;
@@ -589,6 +617,8 @@ export interface TenantStatus {
   applied: string[];
   pending: string[];
   unknown?: string[];
+  /** Applied files whose contents changed since the tool applied them here. */
+  edited?: string[];
   error?: string;
 }
 
@@ -609,18 +639,22 @@ export async function inspectTenant(
       // Created by the tool and not finished: the next provisioning run finishes it.
       if (state.provisioning) return { state: "not-provisioned" as const, applied, pending };
       const unknown = applied.filter((name) => !folder.has(name));
+      const edited = editedMigrations(applied, await readChecksums(client), folder);
       if (unknown.length > 0)
         return {
           state: "unknown-migrations" as const,
           applied,
           pending,
           unknown,
+          edited,
         };
-      if (state.knexLocked || (await heldByARun(client))) return { state: "locked" as const, applied, pending };
+      if (state.knexLocked || (await heldByARun(client))) return { state: "locked" as const, applied, pending, edited };
       return {
-        state: pending.length > 0 ? ("pending" as const) : ("up-to-date" as const),
+        state:
+          pending.length > 0 ? ("pending" as const) : edited.length > 0 ? ("edited" as const) : ("up-to-date" as const),
         applied,
         pending,
+        edited,
       };
     });
   } catch (error) {

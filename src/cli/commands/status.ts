@@ -43,6 +43,8 @@ function statusLine(output: Output, tenant: TenantStatus): string {
       return `${c.yellow("○")} ${who} ${c.yellow("not provisioned")}`;
     case "unknown-migrations":
       return `${c.red("✖")} ${who} ${c.red("unknown migrations")}: ${(tenant.unknown ?? []).join(", ")} (no file matches)`;
+    case "edited":
+      return `${c.yellow("!")} ${who} ${c.yellow("edited")} (${counts}): ${(tenant.edited ?? []).join(", ")} changed since applied here`;
     case "locked":
       return `${c.yellow("!")} ${who} ${c.yellow("locked")} (${counts})`;
     case "closed":

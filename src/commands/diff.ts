@@ -1,0 +1,234 @@
+import type pg from "pg";
+import { catalogSettings, loadTenants, placeTenant, selectTenants, type Tenant, withCatalog } from "../core/catalog.js";
+import { type ConnectionSettings, serverKey } from "../core/connection.js";
+import { withClient } from "../core/db.js";
+import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
+import { runBounded } from "../core/fleet.js";
+import { MigrationFolder } from "../core/migration-folder.js";
+import { redact } from "../core/redact.js";
+import {
+  type ChangedObject,
+  compareSchemas,
+  describeSchema,
+  type SchemaDescription,
+  type SchemaObject,
+} from "../core/schema-fingerprint.js";
+import { withScratchDatabase } from "../core/scratch-database.js";
+import { readApplied } from "../core/tenant.js";
+import { chooseTenants, type FleetCommandOptions, rowProblems } from "./context.js";
+
+export interface DiffOptions extends FleetCommandOptions {
+  /** A school (school_id or school_database) to compare with, instead of a scratch database migrated from the files. */
+  against?: string | undefined;
+}
+
+/**
+ * `identical` / `different`: compared with the reference. Not compared:
+ * `pending` (migrations not applied yet), `unknown-migrations` (applied
+ * names no file matches), `not-provisioned`, `unreachable` (with `error`).
+ */
+export type DiffState =
+  | "identical"
+  | "different"
+  | "pending"
+  | "unknown-migrations"
+  | "not-provisioned"
+  | "unreachable";
+
+export interface TenantDiff {
+  id: string;
+  name: string;
+  database: string;
+  server?: string;
+  state: DiffState;
+  /** sha256 of the school's schema description, when it was read. */
+  fingerprint?: string;
+  added: SchemaObject[];
+  missing: SchemaObject[];
+  changed: ChangedObject[];
+  /** Migrations not applied (state `pending`) or applied with no file (state `unknown-migrations`). */
+  migrations?: string[];
+  error?: string;
+}
+
+export interface DiffReference {
+  /** `scratch`: a database made from the migration files for this run (dropped since); `tenant`: a school (--against). */
+  kind: "scratch" | "tenant";
+  database: string;
+  id?: string;
+  name?: string;
+  fingerprint: string;
+  objects: number;
+}
+
+/** Schools with one schema (fingerprint), largest group first; the reference's own first of all. */
+export interface DiffGroup {
+  fingerprint: string;
+  identicalToReference: boolean;
+  /** The schools' databases. */
+  tenants: string[];
+}
+
+export interface FleetDiff {
+  reference: DiffReference;
+  groups: DiffGroup[];
+  tenants: TenantDiff[];
+}
+
+type Reading =
+  | { state: "read"; schema: SchemaDescription }
+  | { state: "pending" | "unknown-migrations"; migrations: string[] }
+  | { state: "not-provisioned" }
+  | { state: "unreachable"; error: string };
+
+/**
+ * Compares each school's schema with a reference: a scratch database migrated
+ * from the files (made and dropped here), or the school named by `against`.
+ * Costs one connection per school, the fleet's bounded concurrency as status.
+ */
+export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
+  const { config } = options;
+  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  return withCatalog(config, async (catalog) => {
+    const all = await loadTenants(catalog);
+    const tenants = chooseTenants(all, options);
+    const problems = rowProblems(all, config);
+    const settingsOf = (tenant: Tenant): ConnectionSettings => {
+      const problem = problems.get(tenant.id);
+      if (problem) throw new Error(problem);
+      return placeTenant(config, tenant).settings;
+    };
+
+    let reference: DiffReference;
+    let referenceSchema: SchemaDescription;
+    let referenceTenant: Tenant | undefined;
+    if (options.against !== undefined) {
+      referenceTenant = selectTenants(all, [options.against])[0] as Tenant;
+      const reading = await readTenant(() => settingsOf(referenceTenant as Tenant), folder);
+      if (reading.state !== "read") {
+        const why = reading.state === "unreachable" ? `unreachable: ${reading.error}` : reading.state;
+        throw new UsageError(`--against ${options.against}: the reference school cannot be compared (${why})`);
+      }
+      referenceSchema = reading.schema;
+      reference = {
+        kind: "tenant",
+        id: referenceTenant.id,
+        name: referenceTenant.name,
+        database: referenceTenant.database,
+        fingerprint: referenceSchema.fingerprint,
+        objects: referenceSchema.objects.length,
+      };
+    } else {
+      let scratch = "";
+      try {
+        referenceSchema = await withScratchDatabase(catalogSettings(config), folder, async (client) => {
+          scratch = (await client.query<{ db: string }>("select current_database() as db")).rows[0]?.db ?? "";
+          return describeSchema(client);
+        });
+      } catch (error) {
+        // Nothing of the fleet was read or changed: the files (or the server) are the problem.
+        throw new UsageError(
+          redact(`cannot build the reference database from the migration files: ${describeError(error)}`),
+          {
+            cause: error,
+          },
+        );
+      }
+      reference = {
+        kind: "scratch",
+        database: scratch,
+        fingerprint: referenceSchema.fingerprint,
+        objects: referenceSchema.objects.length,
+      };
+    }
+    if (options.signal?.aborted) throw new InterruptedError("interrupted before the schools were read");
+
+    const results = new Map<string, TenantDiff>();
+    await runBounded(
+      tenants,
+      async (tenant) => {
+        const reading: Reading =
+          tenant.id === referenceTenant?.id
+            ? { state: "read", schema: referenceSchema }
+            : await readTenant(() => settingsOf(tenant), folder);
+        results.set(tenant.id, diffOf(tenant, reading, referenceSchema));
+      },
+      {
+        concurrency: config.concurrency,
+        signal: options.signal,
+        serverOf: (tenant) => {
+          try {
+            return serverKey(placeTenant(config, tenant).admin);
+          } catch {
+            return "?";
+          }
+        },
+      },
+    );
+    // A read has nothing to finish: stop rather than report a partial fleet as if whole.
+    if (options.signal?.aborted) {
+      throw new InterruptedError(`interrupted after reading ${results.size} of ${tenants.length} schools`);
+    }
+    const ordered = tenants.map((t) => results.get(t.id) as TenantDiff);
+    return { reference, groups: groupsOf(ordered, reference.fingerprint), tenants: ordered };
+  });
+}
+
+/** One connection: knex's applied list, then (when the school is up to date) its schema in one catalog query. */
+async function readTenant(settingsOf: () => ConnectionSettings, folder: MigrationFolder): Promise<Reading> {
+  try {
+    return await withClient(settingsOf(), async (client: pg.Client) => {
+      const applied = (await readApplied(client)).map((m) => m.name);
+      const unknown = applied.filter((name) => !folder.has(name));
+      if (unknown.length > 0) return { state: "unknown-migrations", migrations: unknown };
+      const done = new Set(applied);
+      const pending = folder.names.filter((name) => !done.has(name));
+      if (pending.length > 0) return { state: "pending", migrations: pending };
+      return { state: "read", schema: await describeSchema(client) };
+    });
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "3D000" || code === "55000") return { state: "not-provisioned" };
+    return { state: "unreachable", error: describeError(error) };
+  }
+}
+
+function diffOf(tenant: Tenant, reading: Reading, reference: SchemaDescription): TenantDiff {
+  const who = {
+    id: tenant.id,
+    name: tenant.name,
+    database: tenant.database,
+    ...(tenant.server ? { server: tenant.server } : {}),
+  };
+  const none = { added: [], missing: [], changed: [] };
+  switch (reading.state) {
+    case "read": {
+      const { fingerprint } = reading.schema;
+      if (fingerprint === reference.fingerprint) return { ...who, state: "identical", fingerprint, ...none };
+      return { ...who, state: "different", fingerprint, ...compareSchemas(reference, reading.schema) };
+    }
+    case "pending":
+    case "unknown-migrations":
+      return { ...who, state: reading.state, ...none, migrations: reading.migrations };
+    case "not-provisioned":
+      return { ...who, state: "not-provisioned", ...none };
+    default:
+      return { ...who, state: "unreachable", ...none, error: redact(`${tenant.database}: ${reading.error}`) };
+  }
+}
+
+function groupsOf(tenants: TenantDiff[], referenceFingerprint: string): DiffGroup[] {
+  const groups = new Map<string, DiffGroup>();
+  for (const t of tenants) {
+    if (!t.fingerprint) continue;
+    let group = groups.get(t.fingerprint);
+    if (!group) {
+      group = { fingerprint: t.fingerprint, identicalToReference: t.fingerprint === referenceFingerprint, tenants: [] };
+      groups.set(t.fingerprint, group);
+    }
+    group.tenants.push(t.database);
+  }
+  return [...groups.values()].sort(
+    (a, b) => Number(b.identicalToReference) - Number(a.identicalToReference) || b.tenants.length - a.tenants.length,
+  );
+}
