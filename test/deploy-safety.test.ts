@@ -202,7 +202,7 @@ export async function down(knex) { await knex.raw("alter table lunch_week drop c
       await holder.query("begin");
       await holder.query("lock table lunch_week in access share mode");
 
-      const run = fleet.start(["migrate", "--pg-lock-timeout", "1s", "--json"]);
+      const run = fleet.start(["migrate", "--pg-lock-timeout", "1s", "--retries", "3", "--json"]);
       // The ALTER TABLE is queued for its ACCESS EXCLUSIVE lock: from now on every new query on
       // lunch_week queues behind it, the outage --pg-lock-timeout bounds.
       await waitFor(
