@@ -207,7 +207,7 @@ describe("lost connections during a run (issue 9 items 1, 2, 5)", () => {
       await fleet.create();
       // The template build keeps the admin connection checked out while this migration sleeps.
       fleet.writeMigration("20240201000000_slow.js", slowMigration("slow_done", 2));
-      const run = fleet.start(["all", "--json"]);
+      const run = fleet.start(["all", "--template", "--json"]);
       const admin = () => fleet.sessions("datname = 'catalog_admin' and query like '%create database%'");
       await waitFor(async () => (await fleet.sessions("query like '%pg_sleep%'")).length > 0, 60_000, "template build");
       const sessions = await admin();
