@@ -1,7 +1,9 @@
+import { loadTenants, withCatalog } from "../core/catalog.js";
 import type { FleetResult } from "../core/fleet.js";
 import { migrateTenant } from "../core/tenant.js";
 import { migrateCatalog } from "./catalog.js";
-import { type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { chooseTenants, type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 
 export interface AllResult extends FleetResult {
   catalog: { migrations: string[] };
@@ -10,8 +12,16 @@ export interface AllResult extends FleetResult {
 /**
  * The deploy job, what the original migrate.js did: catalog to latest, every
  * missing tenant database created, every tenant migrated to latest.
+ * Everything that can be checked is checked before the catalog is migrated.
  */
 export async function migrateAll(options: FleetCommandOptions): Promise<AllResult> {
+  const folder = appMigrationFolder(options.config);
+  await checkMigrationFolder(folder);
+  if (options.config.appRole) {
+    // The schools known now (none before the catalog's first migration); checked again once it is migrated.
+    const known = (await withCatalog(options.config, (client) => loadTenants(client, true))) ?? [];
+    await checkAppRole(options.config, chooseTenants(known, options));
+  }
   const catalog = await migrateCatalog({
     config: options.config,
     dryRun: options.dryRun === true,
@@ -21,6 +31,8 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
   const fleet = await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {
     catalogMayBeEmpty: options.dryRun === true,
+    folder,
+    preflight: (run) => checkAppRole(run.config, run.tenants),
   });
   return {
     ok: fleet.ok,

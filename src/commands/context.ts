@@ -17,8 +17,10 @@ import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/
 import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
-import { MigrationFolder } from "../core/migration-folder.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
 import { AdminPools, type TenantJob } from "../core/tenant.js";
+import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
+import { recreatedDatabases } from "./recreated.js";
 
 /** Options every command takes. */
 export interface CommandOptions {
@@ -128,17 +130,24 @@ export async function runFleetCommand(
     prepare?: (run: FleetRun) => Promise<Tenant[]>;
     /** No schools table yet means no tenants (all --dry-run before the catalog's first migration). */
     catalogMayBeEmpty?: boolean;
+    /** The app folder, already read and checked (all checks it before the catalog migration). */
+    folder?: MigrationFolder;
+    /** The command's own checks before any change (exit 2 when they throw). */
+    preflight?: (run: FleetRun & { problems: Map<string, string> }) => Promise<void>;
   } = {},
 ): Promise<FleetResult> {
   const { config } = options;
-  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  const folder = extra.folder ?? appMigrationFolder(config);
+  await checkMigrationFolder(folder);
   const emit: EmitEvent = options.onEvent ?? (() => {});
   return withCatalog(config, async (catalog) => {
     const allTenants = (await loadTenants(catalog, extra.catalogMayBeEmpty === true)) ?? [];
     let tenants = chooseTenants(allTenants, options);
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
+    await extra.preflight?.({ config, folder, catalog, tenants, allTenants, problems });
     const history = options.dryRun ? undefined : await startHistory(catalog, command, tenants, emit);
+    const recreated = recreatedDatabases(catalog, tenants, history?.runId, options.dryRun === true);
     const admin = new AdminPools(config.concurrency);
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
@@ -168,7 +177,7 @@ export async function runFleetCommand(
             useTemplate: config.template,
             dryRun: options.dryRun === true,
           };
-          return withRetries(() => work(job), {
+          const outcome = await withRetries(() => work(job), {
             retries: config.retries,
             signal: context.signal,
             onRetry: (error, attempt, delayMs) =>
@@ -178,6 +187,7 @@ export async function runFleetCommand(
                 message: `${tenant.database}: transient fault (${(error as Error).message}); retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               } satisfies FleetEvent),
           });
+          return outcome.result === "provisioned" ? recreated.mark(tenant, outcome, context.emit) : outcome;
         },
         {
           concurrency: config.concurrency,

@@ -4,6 +4,7 @@ import type { FleetResult } from "../core/fleet.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { checkAppRole } from "./preflight.js";
 
 export interface ProvisionOptions extends FleetCommandOptions {
   /** Every tenant whose database does not exist yet. */
@@ -17,12 +18,10 @@ export function provisionTenants(options: ProvisionOptions): Promise<FleetResult
     { flag: "--missing", set: options.missing === true },
     "name the tenants to provision, or use --missing",
   );
-  return runFleetCommand(
-    "provision",
-    options,
-    (job) => migrateTenant(job, { provision: true }),
-    options.missing ? { prepare: onlyMissing } : {},
-  );
+  return runFleetCommand("provision", options, (job) => migrateTenant(job, { provision: true }), {
+    ...(options.missing ? { prepare: onlyMissing } : {}),
+    preflight: (run) => checkAppRole(run.config, run.tenants),
+  });
 }
 
 /** Tenants whose database is absent, found with one query per server. */
