@@ -214,7 +214,7 @@ async function runRound(add) {
   await add(await scenario(NAMES.noop, PREFIX.tool, fleet("all"), env), fleetCheck("up-to-date", 0));
   await add(await scenario(NAMES.status, PREFIX.tool, fleet("status"), env), statusCheck);
   await add(
-    await scenario(NAMES.rollback, PREFIX.tool, fleet("rollback", "--all-tenants"), env),
+    await scenario(NAMES.rollback, PREFIX.tool, fleet("rollback", "--all-tenants", "--yes", "--all"), env),
     fleetCheck("rolled-back", MIGRATION_COUNT),
   );
   await dropDatabases((d) => d.startsWith(PREFIX.tool) || d === CATALOG.tool);
