@@ -37,22 +37,25 @@ describe("rollback asks for intent", { concurrency: 1 }, () => {
   let one: string; // everything in batch 1 (provisioned in one go)
   let two: string; // batch 1 and batch 2
   const N1 = "20250101000000_create_allergen_note.js";
-  useFleet(async (f) => {
-    fleet = f;
-    [one, two] = fleet.dbs("one_batch", "two_batches");
-    await fleet.addMigrated([two]);
-    fleet.writeMigration(N1, tableMigration("allergen_note"));
-    await fleet.addMigrated([one]);
-    // two: SAMPLE in batch 1, N1 in batch 2; one: SAMPLE and N1 in batch 1.
-    assert.deepEqual(
-      (await migrationBatches(two)).map((m) => m.batch),
-      [1, 1, 1, 2],
-    );
-    assert.deepEqual(
-      (await migrationBatches(one)).map((m) => m.batch),
-      [1, 1, 1, 1],
-    );
-  });
+  useFleet(
+    async (f) => {
+      fleet = f;
+      [one, two] = fleet.dbs("one_batch", "two_batches");
+      await fleet.addMigrated([two]);
+      fleet.writeMigration(N1, tableMigration("allergen_note"));
+      await fleet.addMigrated([one]);
+      // two: SAMPLE in batch 1, N1 in batch 2; one: SAMPLE and N1 in batch 1.
+      assert.deepEqual(
+        (await migrationBatches(two)).map((m) => m.batch),
+        [1, 1, 1, 2],
+      );
+      assert.deepEqual(
+        (await migrationBatches(one)).map((m) => m.batch),
+        [1, 1, 1, 1],
+      );
+    },
+    { each: true },
+  ); // a fleet per test: each test stands alone (and fails alone on old code)
 
   it("rollback --all-tenants without --yes exits 2 and changes nothing; --dry-run needs no --yes", async () => {
     const before = await snapshot(fleet, [one, two]);
@@ -133,21 +136,24 @@ describe("checked before the first change", { concurrency: 1 }, () => {
   let fresh: string[];
   let existing: string;
   const extraCatalog = "20240101000009_catalog_extra.js";
-  useFleet(async (f) => {
-    fleet = f;
-    existing = fleet.db("existing");
-    await fleet.addMigrated([existing]);
-    fresh = fleet.dbs("new_a", "new_b");
-    await fleet.addTenants(fresh);
-    // A catalog migration still pending: `all` must not apply it when a check fails.
-    const catalogDir = path.join(fleet.cwd, "catalog_migrations");
-    mkdirSync(catalogDir);
-    cpSync(path.join(ROOT, "catalog_migrations"), catalogDir, { recursive: true });
-    writeFileSync(
-      path.join(catalogDir, extraCatalog),
-      "export const up = (k) => k.schema.createTable('catalog_extra', (t) => t.increments());\nexport const down = (k) => k.schema.dropTable('catalog_extra');\n",
-    );
-  });
+  useFleet(
+    async (f) => {
+      fleet = f;
+      existing = fleet.db("existing");
+      await fleet.addMigrated([existing]);
+      fresh = fleet.dbs("new_a", "new_b");
+      await fleet.addTenants(fresh);
+      // A catalog migration still pending: `all` must not apply it when a check fails.
+      const catalogDir = path.join(fleet.cwd, "catalog_migrations");
+      mkdirSync(catalogDir);
+      cpSync(path.join(ROOT, "catalog_migrations"), catalogDir, { recursive: true });
+      writeFileSync(
+        path.join(catalogDir, extraCatalog),
+        "export const up = (k) => k.schema.createTable('catalog_extra', (t) => t.increments());\nexport const down = (k) => k.schema.dropTable('catalog_extra');\n",
+      );
+    },
+    { each: true },
+  ); // a fleet per test: each test stands alone (and fails alone on old code)
 
   /** Runs `all` (and `migrate`, `provision`) and checks that each exits 2 with `message` and changed nothing. */
   async function refusedBeforeAnyChange(args: string[], message: RegExp, env: Record<string, string> = {}) {
