@@ -21,13 +21,9 @@ export async function checkMigrationFolder(folder: MigrationFolder): Promise<voi
   const problems = folder
     .sameStems()
     .map((names) => `${names.join(" and ")} share a name stem (knex would run each of them): keep one`);
-  for (const name of folder.names) {
-    try {
-      await folder.load(name);
-    } catch (error) {
-      problems.push((error as Error).message);
-    }
-  }
+  // Loaded side by side (imports wait on the disk); failures reported in file order.
+  const loads = await Promise.allSettled(folder.names.map((name) => folder.load(name)));
+  for (const load of loads) if (load.status === "rejected") problems.push((load.reason as Error).message);
   if (problems.length === 0) return;
   throw new UsageError(
     problems.length === 1
