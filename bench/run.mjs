@@ -230,7 +230,7 @@ async function runRound(add) {
   await add(await scenario(NAMES.noop, PREFIX.tool, fleet("all"), env), fleetCheck("up-to-date", 0));
   await add(await scenario(NAMES.status, PREFIX.tool, fleet("status"), env), statusCheck);
   await add(
-    await scenario(NAMES.rollback, PREFIX.tool, fleet("rollback", "--all-tenants"), env),
+    await scenario(NAMES.rollback, PREFIX.tool, fleet("rollback", "--all-tenants", "--yes", "--all"), env),
     fleetCheck("rolled-back", MIGRATION_COUNT),
   );
   // (c') --template on N new schools of the same catalog (the template's build included).

@@ -230,7 +230,7 @@ export async function down(knex) {
       assert.equal(migrate.code, 0, migrate.stderr);
       for (const db of dbs) assert.deepEqual((await migrationBatches(db)).at(-1), { name: N2, batch: 3 });
 
-      const result = await fleet.run(["rollback", "--all-tenants", "--step", "2", "--json"]);
+      const result = await fleet.run(["rollback", "--all-tenants", "--yes", "--step", "2", "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
       assert.deepEqual(
@@ -248,7 +248,7 @@ export async function down(knex) {
     it("rollback --all-tenants --to MIGRATION stops when it is the newest applied", async () => {
       const migrate = await fleet.run(["migrate"]);
       assert.equal(migrate.code, 0, migrate.stderr);
-      const result = await fleet.run(["rollback", "--all-tenants", "--to", SAMPLE[1] as string, "--json"]);
+      const result = await fleet.run(["rollback", "--all-tenants", "--yes", "--to", SAMPLE[1] as string, "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
       assert.deepEqual(
@@ -260,9 +260,9 @@ export async function down(knex) {
         assert.equal(await tableExists(db, "menu_item"), false);
         assert.ok(await tableExists(db, "lunch_day"));
       }
-      const unknownTarget = await fleet.run(["rollback", "--all-tenants", "--to", "20990101000000_nope.js"]);
+      const unknownTarget = await fleet.run(["rollback", "--all-tenants", "--yes", "--to", "20990101000000_nope.js"]);
       assert.equal(unknownTarget.code, 2, unknownTarget.stderr);
-      const twoModes = await fleet.run(["rollback", "--all-tenants", "--step", "1", "--all"]);
+      const twoModes = await fleet.run(["rollback", "--all-tenants", "--yes", "--step", "1", "--all"]);
       assert.equal(twoModes.code, 2, twoModes.stderr);
       for (const db of dbs) assert.deepEqual(await appliedMigrations(db), SAMPLE.slice(0, 2));
     });
@@ -365,7 +365,7 @@ export async function down(knex) {
         [[fresh, "provisioned"]],
       );
 
-      const rollback = await fleet.run(["rollback", a, b, "--dry-run", "--json"]);
+      const rollback = await fleet.run(["rollback", a, b, "--all", "--dry-run", "--json"]);
       assert.equal(rollback.code, 0, rollback.stderr);
       const rj = parseJson<FleetJson>(rollback.stdout);
       assert.equal(rj.dryRun, true);
@@ -656,7 +656,7 @@ export async function down(knex) {
     });
 
     it("history shows runs newest first with command, result and migrations", async () => {
-      const rollback = await fleet.run(["rollback", school, "--step", "1"]);
+      const rollback = await fleet.run(["rollback", school, "--all"]);
       assert.equal(rollback.code, 0, rollback.stderr);
       const migrate = await fleet.run(["migrate", school]);
       assert.equal(migrate.code, 0, migrate.stderr);

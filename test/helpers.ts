@@ -115,10 +115,13 @@ export async function leaveStaleLock(database: string): Promise<void> {
 
 /** Rows of the catalog's run history (0 when the table does not exist yet). */
 export async function historyCount(catalog: string): Promise<number> {
-  const rows = await query<{ n: number }>(
+  // Two statements: PostgreSQL resolves every table of a statement first, even in a branch never taken.
+  const exists = await query<{ ok: boolean }>(
     catalog,
-    "select case when to_regclass('tenant_migrate_history') is null then 0 else (select count(*)::int from tenant_migrate_history) end as n",
+    "select to_regclass('tenant_migrate_history') is not null as ok",
   );
+  if (!exists[0]?.ok) return 0;
+  const rows = await query<{ n: number }>(catalog, "select count(*)::int as n from tenant_migrate_history");
   return rows[0]?.n ?? 0;
 }
 
@@ -431,6 +434,8 @@ export interface TenantResultJson {
   result: string;
   migrations: string[];
   error?: string;
+  /** A database that earlier runs had seen, created empty again: when they saw it. */
+  recreated?: { firstSeen: string; lastSeen: string };
   ms: number;
 }
 

@@ -65,7 +65,7 @@ describe("output", () => {
     const commands = [
       ["migrate", ok1, ok2, "--json"],
       ["provision", "--missing", "--json"],
-      ["rollback", ok1, "--json", "--dry-run"],
+      ["rollback", ok1, "--all", "--json", "--dry-run"],
       ["status", "--json"],
       ["tenants", "list", "--json"],
       ["history", idOne, "--json"],

@@ -93,7 +93,7 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
     const names = fleet.numberedDbs("k", 6);
     await fleet.addMigrated(names, ["--concurrency", "6"]);
 
-    const run = fleet.start(["rollback", "--all-tenants", "--concurrency", "2", "--json"]);
+    const run = fleet.start(["rollback", "--all-tenants", "--yes", "--all", "--concurrency", "2", "--json"]);
     // Kill once the first tenants are inside their rollback transaction.
     await waitFor(
       async () =>
@@ -114,7 +114,7 @@ describe("SIGKILL in the middle of a rollback of every tenant", () => {
       assert.equal(await tableExists(database, "slow_table"), applied.length === 4, `${database}: schema agrees`);
     }
 
-    const again = await fleet.run(["rollback", "--all-tenants", "--json", "--concurrency", "6"]);
+    const again = await fleet.run(["rollback", "--all-tenants", "--yes", "--all", "--json", "--concurrency", "6"]);
     assert.equal(again.code, 0, again.stderr);
     const json = parseJson<FleetJson>(again.stdout);
     assert.ok(json.tenants.every((t) => t.result === "rolled-back" || t.result === "nothing-to-roll-back"));

@@ -1,8 +1,10 @@
+import { loadTenants, withCatalog } from "../core/catalog.js";
 import type { FleetResult } from "../core/fleet.js";
 import { migrateTenant } from "../core/tenant.js";
 import { migrateCatalog } from "./catalog.js";
-import { type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { chooseTenants, type FleetCommandOptions, runFleetCommand } from "./context.js";
 import { checkRehearse } from "./migrate.js";
+import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { rehearseFleet } from "./rehearse.js";
 
 export interface AllResult extends FleetResult {
@@ -12,9 +14,17 @@ export interface AllResult extends FleetResult {
 /**
  * The deploy job, what the original migrate.js did: catalog to latest, every
  * missing tenant database created, every tenant migrated to latest.
+ * Everything that can be checked is checked before the catalog is migrated.
  */
 export async function migrateAll(options: FleetCommandOptions): Promise<AllResult> {
   checkRehearse(options);
+  const folder = appMigrationFolder(options.config);
+  await checkMigrationFolder(folder);
+  if (options.config.appRole) {
+    // The schools known now (none before the catalog's first migration); checked again once it is migrated.
+    const known = (await withCatalog(options.config, (client) => loadTenants(client, true))) ?? [];
+    await checkAppRole(options.config, chooseTenants(known, options));
+  }
   // A rehearsal leaves the catalog alone too: it says what would run there, as --dry-run does.
   const catalog = await migrateCatalog({
     config: options.config,
@@ -24,9 +34,11 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
   });
   options.onEvent?.({ type: "catalog-migrated", migrations: catalog.migrations });
   const fleet = options.rehearse
-    ? await rehearseFleet("all", options, { catalogMayBeEmpty: true })
+    ? await rehearseFleet("all", options, { catalogMayBeEmpty: true, folder })
     : await runFleetCommand("all", options, (job) => migrateTenant(job, { provision: true }), {
         catalogMayBeEmpty: options.dryRun === true,
+        folder,
+        preflight: (run) => checkAppRole(run.config, run.tenants),
       });
   return {
     ok: fleet.ok,

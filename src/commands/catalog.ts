@@ -4,6 +4,7 @@ import { UsageError } from "../core/errors.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
+import { checkMigrationFolder } from "./preflight.js";
 
 export interface CatalogMigrateResult {
   migrations: string[];
@@ -21,6 +22,7 @@ export async function migrateCatalog(options: CommandOptions & { dryRun?: boolea
       `the catalog has applied migrations that no file in ${folder.dir} matches: ${unknown.join(", ")} (is --catalog-migrations the right folder?)`,
     );
   }
+  if (pending.length > 0) await checkMigrationFolder(folder);
   if (pending.length === 0 || options.dryRun) return { migrations: pending };
   return withCatalogMigrator(
     options.config,

@@ -20,7 +20,7 @@ import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { retryLockWaits } from "../core/lock-wait.js";
-import { MigrationFolder } from "../core/migration-folder.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import {
   identifyServers,
@@ -29,6 +29,8 @@ import {
   sameDatabaseProblems,
 } from "../core/server-identity.js";
 import { AdminPools, type TenantJob } from "../core/tenant.js";
+import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
+import { recreatedDatabases } from "./recreated.js";
 
 /** Options every command takes. */
 export interface CommandOptions {
@@ -134,21 +136,28 @@ export async function runFleetCommand(
     prepare?: (run: FleetRun) => Promise<Tenant[]>;
     /** No schools table yet means no tenants (all --dry-run before the catalog's first migration). */
     catalogMayBeEmpty?: boolean;
+    /** The app folder, already read and checked (all checks it before the catalog migration). */
+    folder?: MigrationFolder;
+    /** The command's own checks before any change (exit 2 when they throw). */
+    preflight?: (run: FleetRun & { problems: Map<string, string> }) => Promise<void>;
   } = {},
 ): Promise<FleetResult> {
   const { config } = options;
-  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  const folder = extra.folder ?? appMigrationFolder(config);
+  await checkMigrationFolder(folder);
   const emit: EmitEvent = options.onEvent ?? (() => {});
   return withCatalog(config, async (catalog) => {
     const allTenants = (await loadTenants(catalog, extra.catalogMayBeEmpty === true)) ?? [];
     let tenants = chooseTenants(allTenants, options);
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
+    await extra.preflight?.({ config, folder, catalog, tenants, allTenants, problems });
     const warnings: string[] = [];
     const history =
       options.dryRun || options.rehearse
         ? undefined
         : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
+    const recreated = recreatedDatabases(catalog, tenants, history?.runId, options.dryRun === true);
     // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
     const admin = new AdminPools(1);
     const placements = new Map<Tenant, TenantPlacement | Error>();
@@ -193,7 +202,7 @@ export async function runFleetCommand(
                 message: `${tenant.database}: a migration waited longer than --pg-lock-timeout for a lock and was rolled back; retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               }),
           };
-          return withRetries(() => retryLockWaits(() => work(job), lockWaits), {
+          const outcome = await withRetries(() => retryLockWaits(() => work(job), lockWaits), {
             retries: config.retries,
             signal: context.signal,
             busyTimeoutMs: Math.max(config.lockTimeoutMs, 60_000),
@@ -207,6 +216,7 @@ export async function runFleetCommand(
                     : `${tenant.database}: transient fault (${(error as Error).message}); retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               } satisfies FleetEvent),
           });
+          return outcome.result === "provisioned" ? recreated.mark(tenant, outcome, context.emit) : outcome;
         },
         {
           concurrency: config.concurrency,

@@ -4,6 +4,7 @@ import type { FleetResult } from "../core/fleet.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { checkAppRole } from "./preflight.js";
 
 export interface ProvisionOptions extends FleetCommandOptions {
   /** Every tenant whose database does not exist yet. */
@@ -23,7 +24,10 @@ export function provisionTenants(options: ProvisionOptions): Promise<FleetResult
     "provision",
     options,
     (job) => migrateTenant(job, { provision: true, refuseForeign: options.adopt !== true }),
-    options.missing ? { prepare: onlyMissing } : {},
+    {
+      ...(options.missing ? { prepare: onlyMissing } : {}),
+      preflight: (run) => checkAppRole(run.config, run.tenants),
+    },
   );
 }
 

@@ -12,7 +12,7 @@ import { type FleetCommandOptions, runFleetCommand } from "./context.js";
 export async function rehearseFleet(
   command: "migrate" | "all",
   options: FleetCommandOptions,
-  extra: { catalogMayBeEmpty?: boolean } = {},
+  extra: Parameters<typeof runFleetCommand>[3] = {},
 ): Promise<FleetResult> {
   const provision = command === "all";
   const notProvisioned = new Set<string>();

@@ -1,8 +1,11 @@
+import { placeTenant, type Tenant } from "../core/catalog.js";
+import { serverKey } from "../core/connection.js";
+import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
-import type { FleetResult } from "../core/fleet.js";
+import { type FleetResult, runBounded } from "../core/fleet.js";
 import { MigrationFolder } from "../core/migration-folder.js";
-import { type RollbackMode, rollbackTenant } from "../core/tenant.js";
-import { type FleetCommandOptions, requireSelection, runFleetCommand } from "./context.js";
+import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
+import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
 
 export interface RollbackOptions extends FleetCommandOptions {
   allTenants?: boolean;
@@ -12,6 +15,8 @@ export interface RollbackOptions extends FleetCommandOptions {
   all?: boolean;
   /** Undo until this migration is the newest applied. */
   to?: string;
+  /** Really roll back every tenant (`--all-tenants` refuses without it, unless nothing changes). */
+  yes?: boolean;
 }
 
 /** Undoes the last batch (or N batches, every batch, or back to a migration) on the chosen tenants. */
@@ -22,11 +27,58 @@ export function rollbackTenants(options: RollbackOptions): Promise<FleetResult> 
     "rollback needs tenant names or --all-tenants (it never rolls back the whole fleet by default)",
   );
   const mode = rollbackMode(options);
+  if (options.allTenants && !options.yes && !changesNothing(options)) {
+    throw new UsageError(
+      "refusing to roll back every tenant without --yes: rollback --all-tenants undoes migrations on the whole fleet (--dry-run shows what it would undo); nothing was changed",
+    );
+  }
   if (mode.kind === "to") {
     const folder = new MigrationFolder(options.config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
     if (!folder.has(mode.name)) throw new UsageError(`--to: no migration file named ${mode.name} in ${folder.dir}`);
   }
-  return runFleetCommand("rollback", options, (job) => rollbackTenant(job, mode));
+  return runFleetCommand("rollback", options, (job) => rollbackTenant(job, mode), {
+    preflight: (run) => refuseToEmpty(run, mode),
+  });
+}
+
+/** Runs that change nothing need no --yes. (--rehearse, where rollback takes it, belongs here too.) */
+function changesNothing(options: RollbackOptions): boolean {
+  return options.dryRun === true;
+}
+
+/**
+ * The last batch of a school provisioned in one go is everything it has:
+ * undoing every migration of a school needs --all, said explicitly. Each
+ * chosen school's applied list is read (bounded per server, like the run)
+ * before anything is rolled back; schools that would be emptied are named,
+ * exit 2. A school that cannot be read is left to fail alone in the run.
+ */
+async function refuseToEmpty(run: FleetRun & { problems: Map<string, string> }, mode: RollbackMode): Promise<void> {
+  if (mode.kind === "all" || mode.kind === "to") return;
+  const readable: { tenant: Tenant; placement: ReturnType<typeof placeTenant> }[] = [];
+  for (const tenant of run.tenants) {
+    if (run.problems.has(tenant.id)) continue;
+    try {
+      readable.push({ tenant, placement: placeTenant(run.config, tenant) });
+    } catch {
+      // no placement: fails alone in the run
+    }
+  }
+  const emptied = new Set<Tenant>();
+  await runBounded(
+    readable,
+    async ({ tenant, placement }) => {
+      const applied = await withClient(placement.settings, readApplied).catch(() => []);
+      if (emptiesTenant(applied, mode)) emptied.add(tenant);
+    },
+    { concurrency: run.config.concurrency, serverOf: (item) => serverKey(item.placement.admin) },
+  );
+  if (emptied.size === 0) return;
+  const named = run.tenants.filter((t) => emptied.has(t)).map((t) => `${t.database} (id ${t.id})`);
+  const shown = named.length > 20 ? [...named.slice(0, 20), `and ${named.length - 20} more`] : named;
+  throw new UsageError(
+    `rollback would undo every migration of ${named.length === 1 ? "school" : `${named.length} schools`} ${shown.join(", ")} (everything they have is in the batches it undoes): use --all to mean that, or --to MIGRATION; nothing was rolled back`,
+  );
 }
 
 function rollbackMode(options: RollbackOptions): RollbackMode {

@@ -25,7 +25,15 @@ export interface TenantResult {
   /** What ran, was rolled back, or would run under --dry-run, in order. */
   migrations: string[];
   error?: string;
+  /** The database was missing although earlier runs had seen it: it was created empty again. */
+  recreated?: RecreatedDatabase;
   ms: number;
+}
+
+/** When runs had seen a database that has since vanished (ISO times, from the run history). */
+export interface RecreatedDatabase {
+  firstSeen: string;
+  lastSeen: string;
 }
 
 export interface FleetSummary {
@@ -68,6 +76,7 @@ export type EmitEvent = (event: FleetEvent) => void;
 export interface TenantOutcome {
   result: Exclude<TenantResultKind, "failed" | "skipped">;
   migrations: string[];
+  recreated?: RecreatedDatabase;
 }
 
 /** Thrown by tenant work that stopped before changing anything (an interrupt): the result is `skipped`. */
@@ -134,6 +143,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
         ...baseResult(tenant, outcome.result, 0),
         migrations: outcome.migrations,
       };
+      if (outcome.recreated) result.recreated = outcome.recreated;
     } catch (error) {
       if (error instanceof TenantSkipped) {
         result = baseResult(tenant, "skipped", 0);

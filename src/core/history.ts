@@ -3,8 +3,8 @@ import { hostname } from "node:os";
 import type pg from "pg";
 import type { Tenant } from "./catalog.js";
 import { isTransient } from "./db.js";
-import { describeError } from "./errors.js";
-import type { TenantResult } from "./fleet.js";
+import { describeError, errorCode } from "./errors.js";
+import type { RecreatedDatabase, TenantResult } from "./fleet.js";
 import { redact } from "./redact.js";
 
 const HISTORY_LOCK_KEY = 7_465_767_002;
@@ -191,6 +191,40 @@ export class HistoryRecorder {
     await this.writing;
     await this.reconnected?.end().catch(() => {});
     this.reconnected = undefined;
+  }
+}
+
+/**
+ * The tenants whose database earlier runs saw (a result that needs the
+ * database: not failed, skipped or unfinished), with when: one query for
+ * every tenant given. A row counts only for the same school_id and database.
+ */
+export async function databasesSeenBefore(
+  client: pg.Client,
+  tenants: Tenant[],
+  exceptRunId?: string,
+): Promise<Map<string, RecreatedDatabase>> {
+  try {
+    const { rows } = await client.query<{ school_id: string; first_seen: Date; last_seen: Date }>(
+      `select h.school_id, min(coalesce(h.finished_at, h.started_at)) as first_seen,
+              max(coalesce(h.finished_at, h.started_at)) as last_seen
+         from tenant_migrate_history h
+         join unnest($1::text[], $2::text[]) as t(id, db) on h.school_id = t.id and h.school_database = t.db
+        where h.result in ('provisioned', 'migrated', 'up-to-date', 'rolled-back', 'nothing-to-roll-back')
+          and h.run_id is distinct from $3::uuid
+        group by h.school_id`,
+      [tenants.map((t) => t.id), tenants.map((t) => t.database), exceptRunId ?? null],
+    );
+    return new Map(
+      rows.map((r) => [
+        r.school_id,
+        { firstSeen: new Date(r.first_seen).toISOString(), lastSeen: new Date(r.last_seen).toISOString() },
+      ]),
+    );
+  } catch (error) {
+    // No history table yet: no run has seen anything.
+    if (errorCode(error) === "42P01") return new Map();
+    throw error;
   }
 }
 

@@ -54,6 +54,16 @@ export class MigrationFolder implements Knex.MigrationSource<MigrationFile> {
     return this.names.includes(name);
   }
 
+  /** Groups of files that share a name stem (`…_dup.js` and `…_dup.ts`): knex would run each of them. */
+  sameStems(): string[][] {
+    const byStem = new Map<string, string[]>();
+    for (const name of this.names) {
+      const stem = name.replace(MIGRATION_FILE, "");
+      byStem.set(stem, [...(byStem.get(stem) ?? []), name]);
+    }
+    return [...byStem.values()].filter((names) => names.length > 1);
+  }
+
   load(name: string): Promise<MigrationModule> {
     let module = this.loaded.get(name);
     if (!module) {

@@ -321,6 +321,22 @@ export function planRollback(applied: AppliedMigration[], mode: RollbackMode): s
 }
 
 /**
+ * Whether a rollback that is not `--all` would undo every migration the
+ * tenant has (a school provisioned in one go has everything in one batch):
+ * that needs --all, said explicitly.
+ */
+export function emptiesTenant(applied: AppliedMigration[], mode: RollbackMode): boolean {
+  if (mode.kind === "all" || mode.kind === "to" || applied.length === 0) return false;
+  return planRollback(applied, mode).length === applied.length;
+}
+
+function emptiesTenantError(database: string): Error {
+  return new Error(
+    `rollback would undo every migration of ${database}: use --all to mean that; nothing was rolled back`,
+  );
+}
+
+/**
  * Undoes batches on one tenant with knex's migrator. When every migration
  * involved is transactional, the whole rollback runs in one transaction, so a
  * process killed half-way leaves the tenant as it was.
@@ -331,13 +347,17 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
   if (state.kind !== "open") throw new Error(`database "${job.tenant.database}" does not exist`);
   const unknown = unknownMigrations(state.applied, job.folder);
   if (unknown.length > 0) throw unknownMigrationsError(unknown);
+  if (emptiesTenant(state.applied, mode)) throw emptiesTenantError(job.tenant.database);
   const planned = planRollback(state.applied, mode);
   if (planned.length === 0) return { result: "nothing-to-roll-back", migrations: [] };
   if (job.dryRun) return { result: "rolled-back", migrations: planned };
 
   const rolledBack = await withTenantLock(job, async (db) => {
     // Re-plan under the lock: another run may have changed the tenant meanwhile.
-    const toUndo = planRollback(await readApplied(db), mode);
+    const applied = await readApplied(db);
+    // Checked before the run too; this catches another run's change meanwhile.
+    if (emptiesTenant(applied, mode)) throw emptiesTenantError(job.tenant.database);
+    const toUndo = planRollback(applied, mode);
     if (toUndo.length === 0) return [];
     const undone: string[] = [];
     let current: string | undefined;

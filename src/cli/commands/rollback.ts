@@ -8,6 +8,7 @@ interface RollbackFlags extends FleetFlags {
   step?: number;
   all?: boolean;
   to?: string;
+  yes?: boolean;
 }
 
 export function registerRollback(program: Command): void {
@@ -15,11 +16,14 @@ export function registerRollback(program: Command): void {
     program
       .command("rollback")
       .argument("[tenants...]", "school_id or school_database values")
-      .option("--all-tenants", "every tenant in the catalog")
+      .option("--all-tenants", "every tenant in the catalog (needs --yes, unless --dry-run)")
+      .option("--yes", "really roll back every tenant (with --all-tenants)")
       .option("--step <n>", "undo the last n batches", parsePositive("--step"))
-      .option("--all", "undo every batch")
+      .option("--all", "undo every batch (needed whenever a school would be left with no migration applied)")
       .option("--to <migration>", "undo until this migration is the newest applied")
-      .description("undo the last batch (default), n batches, every batch, or back to a migration"),
+      .description(
+        "undo the last batch (default), n batches, every batch, or back to a migration; a rollback that would undo every migration of a school needs --all",
+      ),
   ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
@@ -36,6 +40,7 @@ export function registerRollback(program: Command): void {
             step: flags.step,
             all: flags.all === true,
             to: flags.to,
+            yes: flags.yes === true,
           }),
       ),
     );
