@@ -54,9 +54,11 @@ function messageOf(error: unknown): string {
 }
 
 /**
- * SIGINT/SIGTERM: the first stops new tenants from starting and lets what is
- * in flight finish; the second stops at once (PostgreSQL rolls back what was
- * open).
+ * SIGINT/SIGTERM/SIGHUP: the first stops new tenants from starting and lets
+ * what is in flight finish; the second stops at once (PostgreSQL rolls back
+ * what was open). A closed stdout or stderr (`| head -1`, quitting less) is
+ * handled like the first signal: the run ends as an interrupted one (exit 130),
+ * with its history written, and never with a stack trace.
  */
 function interruptController(output: Output): {
   signal: AbortSignal;
@@ -72,13 +74,18 @@ function interruptController(output: Output): {
     controller.abort();
     output.note(`${signal}: finishing what is in flight; no new tenant will start (again to stop at once)`);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // Stays for the life of the process: a write that fails after the run has ended must not crash it either.
+  output.watchStreams((stream) => {
+    if (controller.signal.aborted) return;
+    controller.abort();
+    output.note(`${stream} was closed: finishing what is in flight; no new tenant will start`);
+  });
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const signal of signals) process.on(signal, onSignal);
   return {
     signal: controller.signal,
     dispose: () => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      for (const signal of signals) process.off(signal, onSignal);
     },
   };
 }
