@@ -114,3 +114,41 @@ describe("a closed stdout or stderr, and SIGHUP, end a run like SIGINT", () => {
     await assertInterruptedCleanly(fleet, names);
   });
 });
+
+describe("--json with a migration that prints", () => {
+  let fleet: Fleet;
+  useFleet((f) => {
+    fleet = f;
+  });
+
+  it("stdout is still exactly one JSON document; what the migration printed is on stderr", async () => {
+    fleet.writeMigration(
+      "20240201000000_chatty.js",
+      `export async function up(knex) {
+  console.log("chatty: console.log {");
+  console.info("chatty: console.info");
+  console.debug("chatty: console.debug");
+  console.dir({ chatty: "console.dir" });
+  process.stdout.write("chatty: process.stdout.write\\n");
+  await knex.schema.createTable("chatty", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  await knex.schema.dropTable("chatty");
+}
+`,
+    );
+    const names = fleet.numberedDbs("chatty", 2);
+    await fleet.addTenants(names);
+    const result = await fleet.run(["all", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const json = parseJson<FleetJson>(result.stdout);
+    assert.equal(json.ok, true);
+    assert.deepEqual(
+      json.tenants.map((t) => t.result),
+      ["provisioned", "provisioned"],
+    );
+    for (const what of ["console.log {", "console.info", "console.debug", "console.dir", "process.stdout.write"]) {
+      assert.ok(result.stderr.includes(`chatty: ${what}`) || result.stderr.includes(`'${what}'`), what);
+    }
+  });
+});

@@ -4,6 +4,7 @@ import type { Config } from "../core/config.js";
 import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
+import { routeStdoutToStderr } from "./json-stdout.js";
 import { configFrom } from "./options.js";
 import { fleetRenderer, Output, summaryLine } from "./output.js";
 
@@ -27,6 +28,8 @@ export async function runAction(
 ): Promise<void> {
   const json = command.opts().json === true;
   const output = new Output(json);
+  // After Output took stdout's own write: the document still goes there.
+  const restoreStdout = json ? routeStdoutToStderr() : undefined;
   const interrupt = interruptController(output);
   const cli = { output, signal: interrupt.signal };
   try {
@@ -45,6 +48,7 @@ export async function runAction(
     process.exitCode = error instanceof TenantMigrateError ? error.exitCode : 1;
   } finally {
     interrupt.dispose();
+    restoreStdout?.();
   }
 }
 
