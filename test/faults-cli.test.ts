@@ -4,7 +4,21 @@
 // settings written the way people write them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { appliedMigrations, type Fleet, type FleetJson, parseJson, query, useFleet, waitFor } from "./helpers.ts";
+import {
+  appliedMigrations,
+  blockFirstMigration,
+  type Fleet,
+  type FleetJson,
+  type HistoryJson,
+  parseJson,
+  query,
+  SAMPLE,
+  SERVER,
+  urlFor,
+  useFleet,
+  waitFor,
+  withFleet,
+} from "./helpers.ts";
 
 /** A migration that sleeps, so that a run has schools in flight when its reader goes. */
 function slowMigration(table: string, seconds: number): string {
@@ -150,5 +164,102 @@ export async function down(knex) {
     for (const what of ["console.log {", "console.info", "console.debug", "console.dir", "process.stdout.write"]) {
       assert.ok(result.stderr.includes(`chatty: ${what}`) || result.stderr.includes(`'${what}'`), what);
     }
+  });
+});
+
+describe("redaction", () => {
+  it("a catalog password `lunch` never turns create_lunch_week.js or adv_lunch1 into something else", async () => {
+    let role = "";
+    try {
+      await withFleet({}, async (fleet) => {
+        role = `${fleet.prefix}_lunch_role`;
+        await query("postgres", `create role ${role} login superuser password 'lunch'`);
+        const env = { CATALOG_DATABASE_URL: urlFor(fleet.catalog, { name: role, password: "lunch" }) };
+        const [ok, broken] = fleet.dbs("adv_lunch1", "lunch");
+        await fleet.addTenants([ok, broken]);
+        await blockFirstMigration(broken);
+        // No template: its name would be made under this role, not the suite's.
+        const json = await fleet.run(["all", "--json", "--no-template"], { env });
+        assert.equal(json.code, 1, json.stderr);
+        const doc = parseJson<FleetJson>(json.stdout);
+        const [first, second] = doc.tenants;
+        assert.equal(first?.database, ok);
+        assert.equal(first?.name, ok);
+        assert.deepEqual(first?.migrations, SAMPLE);
+        assert.equal(second?.database, broken);
+        assert.match(second?.error ?? "", /relation "lunch_week" already exists/);
+        assert.match(json.stderr, new RegExp(`${ok} \\(id \\d+\\) provisioned: ${SAMPLE.join(", ")}`));
+
+        const text = await fleet.run(["status"], { env });
+        assert.match(text.stdout, new RegExp(`${ok} \\(id \\d+\\) up to date`));
+        const all = `${json.stdout}${json.stderr}${text.stdout}${text.stderr}`;
+        // What redaction by substring did: a mask glued into a word (create_***_week.js, adv_***1).
+        assert.doesNotMatch(all, /\w\*\*\*|\*\*\*\w/);
+        assert.ok(all.includes(SAMPLE[0] as string) && all.includes(ok));
+        const history = await fleet.run(["history", "--json"], { env });
+        assert.ok(history.stdout.includes(`"${SAMPLE[0]}"`), history.stdout);
+        assert.doesNotMatch(history.stdout, /\w\*\*\*|\*\*\*\w/);
+      });
+    } finally {
+      if (role) await query("postgres", `drop role if exists ${role}`);
+    }
+  });
+
+  describe("a migration that fails on a statement with a secret in it", () => {
+    let fleet: Fleet;
+    let school: string;
+    useFleet(async (f) => {
+      fleet = f;
+      school = fleet.db("literal");
+      await fleet.addMigrated([school]);
+    });
+
+    const leaks = async (secret: string, outputs: string[]) => {
+      for (const text of outputs) assert.ok(!text.includes(secret), `printed: ${text}`);
+      const rows = await query<{ error: string | null }>(fleet.catalog, "select error from tenant_migrate_history");
+      for (const row of rows) assert.ok(!(row.error ?? "").includes(secret), `stored: ${row.error}`);
+    };
+
+    it("a literal written in the SQL is neither printed nor stored in history", async () => {
+      const owner = decodeURIComponent(SERVER.username);
+      fleet.writeMigration(
+        "20240301000000_role.js",
+        `export async function up(knex) {
+  await knex.raw("create role ${owner} password 'S3cretLiteral'");
+}
+export async function down() {}
+`,
+      );
+      const json = await fleet.run(["migrate", "--json"]);
+      assert.equal(json.code, 1, json.stderr);
+      const error = parseJson<FleetJson>(json.stdout).tenants[0]?.error ?? "";
+      assert.match(
+        error,
+        /migration 20240301000000_role\.js failed: create role \S+ password '\*\*\*' - role "\S+" already exists \(SQLSTATE 42710\)/,
+      );
+      const text = await fleet.run(["migrate"]);
+      assert.equal(text.code, 1, text.stderr);
+      assert.match(text.stdout, /password '\*\*\*' - role "\S+" already exists/);
+      const history = await fleet.run(["history", "--json"]);
+      const entries = parseJson<HistoryJson>(history.stdout).history;
+      assert.match(entries[0]?.error ?? "", /already exists/);
+      await leaks("S3cretLiteral", [json.stdout, json.stderr, text.stdout, text.stderr, history.stdout]);
+    });
+
+    it("a binding knex writes into the failed statement is masked there and where PostgreSQL repeats it", async () => {
+      fleet.writeMigration(
+        "20240301000000_role.js",
+        `export async function up(knex) {
+  await knex.raw("select ?::int", ["S3cretBinding"]);
+}
+export async function down() {}
+`,
+      );
+      const json = await fleet.run(["migrate", "--json"]);
+      assert.equal(json.code, 1, json.stderr);
+      const error = parseJson<FleetJson>(json.stdout).tenants[0]?.error ?? "";
+      assert.match(error, /select \$1::int - invalid input syntax for type integer: "\*\*\*"/);
+      await leaks("S3cretBinding", [json.stdout, json.stderr]);
+    });
   });
 });

@@ -3,6 +3,7 @@ import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { errorCode } from "./errors.js";
 import { cacheScramKeys } from "./scram.js";
+import { rememberBindings } from "./sql-literals.js";
 
 // PostgreSQL returns bigint counts and ids as strings by default; our counts are small.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -43,6 +44,8 @@ export async function withKnex<T>(settings: ConnectionSettings, fn: (db: Knex) =
     acquireConnectionTimeout: 60_000,
     log: silentLogger,
   });
+  // PostgreSQL's message may repeat a bound value (`invalid input syntax …: "…"`): describeError masks it.
+  db.on("query-error", (error: unknown, query: { bindings?: unknown }) => rememberBindings(error, query.bindings));
   try {
     return await fn(db);
   } finally {
