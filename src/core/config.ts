@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import dotenv from "dotenv";
 import { type ConnectionSettings, parseDatabaseUrl } from "./connection.js";
+import { hashProblems, valuesCutAtHash } from "./env-comments.js";
 import { ConfigError } from "./errors.js";
 import { addSecret } from "./redact.js";
 
@@ -67,8 +68,9 @@ export function resolveConfig(
   needs: { catalog?: boolean } = {},
 ): Config {
   const problems: string[] = [];
+  const cutAtHash = { file: "", keys: new Map<string, { glued: boolean }>() };
   const merged = {
-    ...readEnvFile(flags.envFile, env, cwd, problems),
+    ...readEnvFile(flags.envFile, env, cwd, problems, cutAtHash),
     ...definedOnly(env),
   };
   const pick = (flag: string | number | undefined, name: string): string | undefined => {
@@ -123,6 +125,17 @@ export function resolveConfig(
     problems.push("--app-role / TENANT_MIGRATE_APP_ROLE is not a valid PostgreSQL role name (at most 63 bytes)");
   }
   const tenantServers = resolveTenantServers(merged.TENANT_SERVERS, problems);
+  problems.push(
+    ...hashProblems(
+      cutAtHash.keys,
+      cutAtHash.file,
+      problems,
+      (key) =>
+        env[key] !== undefined ||
+        (key === "CATALOG_DATABASE_URL" && Boolean(flags.catalogUrl)) ||
+        (key === "PGPASSWORD" && Boolean(flags.catalogUrl || merged.CATALOG_DATABASE_URL)),
+    ),
+  );
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -141,7 +154,13 @@ export function resolveConfig(
   };
 }
 
-function readEnvFile(envFile: string | undefined, env: Env, cwd: string, problems: string[]): Env {
+function readEnvFile(
+  envFile: string | undefined,
+  env: Env,
+  cwd: string,
+  problems: string[],
+  cutAtHash: { file: string; keys: Map<string, { glued: boolean }> },
+): Env {
   const chosen = envFile ?? env.TENANT_MIGRATE_ENV_FILE;
   const file = path.resolve(cwd, chosen ?? ".env");
   if (!existsSync(file)) {
@@ -149,7 +168,10 @@ function readEnvFile(envFile: string | undefined, env: Env, cwd: string, problem
     return {};
   }
   try {
-    return dotenv.parse(readFileSync(file));
+    const text = readFileSync(file);
+    cutAtHash.file = file;
+    cutAtHash.keys = valuesCutAtHash(text.toString("utf8"));
+    return dotenv.parse(text);
   } catch (error) {
     problems.push(`--env-file: cannot read ${file}: ${(error as Error).message}`);
     return {};
