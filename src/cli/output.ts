@@ -13,6 +13,10 @@ export class Output {
   readonly err: ChalkInstance;
   private spinner: Ora | undefined;
   private makeSpinner: ((text: string) => Ora) | undefined;
+  /** The streams' own write, taken before a --json run routes process.stdout.write to stderr. */
+  private readonly writers = new Map<NodeJS.WriteStream, (text: string) => boolean>();
+  /** Streams closed under us (EPIPE: `| head`, quitting less): nothing more is written to them. */
+  private readonly closed = new Set<NodeJS.WriteStream>();
 
   constructor(
     readonly json: boolean,
@@ -22,26 +26,56 @@ export class Output {
     const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "";
     this.out = new Chalk({ level: stdout.isTTY && !noColor ? 1 : 0 });
     this.err = new Chalk({ level: stderr.isTTY && !noColor ? 1 : 0 });
+    for (const stream of [stdout, stderr]) this.writers.set(stream, stream.write.bind(stream));
   }
 
   /** A result line (stdout; stderr under --json). */
   line(text: string): void {
     this.above(() => {
-      if (this.json) this.stderr.write(`${redact(text)}\n`);
-      else this.stdout.write(`${redact(text)}\n`);
+      this.write(this.json ? this.stderr : this.stdout, `${redact(text)}\n`);
     });
   }
 
   /** Progress or a notice (always stderr). */
   note(text: string): void {
-    this.above(() => this.stderr.write(`${redact(text)}\n`));
+    this.above(() => this.write(this.stderr, `${redact(text)}\n`));
   }
 
   /** The one JSON document of a --json run. */
   document(value: unknown): void {
     // Masked value by value: a secret escaped inside JSON text would no longer match.
     const text = JSON.stringify(value, (_key, v) => (typeof v === "string" ? redact(v) : v), 2);
-    this.stdout.write(`${text}\n`);
+    this.write(this.stdout, `${text}\n`);
+  }
+
+  /**
+   * Calls `onClose` the first time stdout or stderr is closed under us (a write
+   * fails with EPIPE: `| head -1`, quitting less, `| grep -q`); from then on
+   * nothing is written to that stream, and its error never becomes a crash.
+   */
+  watchStreams(onClose: (stream: "stdout" | "stderr") => void): void {
+    for (const [name, stream] of [
+      ["stdout", this.stdout],
+      ["stderr", this.stderr],
+    ] as const) {
+      stream.on("error", () => {
+        if (this.closed.has(stream)) return;
+        this.closed.add(stream);
+        if (stream === this.stderr) this.stopSpinner();
+        onClose(name);
+      });
+    }
+  }
+
+  private write(stream: NodeJS.WriteStream, text: string): void {
+    if (this.closed.has(stream) || stream.destroyed) return;
+    const write = this.writers.get(stream) ?? stream.write.bind(stream);
+    try {
+      write(text);
+    } catch {
+      // A stream that cannot be written to is treated as closed; its error event says so.
+      this.closed.add(stream);
+    }
   }
 
   /** Loads ora only when a spinner will show: pipelines never pay for it. */

@@ -4,6 +4,7 @@ import type { Config } from "../core/config.js";
 import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
+import { routeStdoutToStderr } from "./json-stdout.js";
 import { configFrom } from "./options.js";
 import { fleetRenderer, Output, summaryLine } from "./output.js";
 
@@ -27,6 +28,8 @@ export async function runAction(
 ): Promise<void> {
   const json = command.opts().json === true;
   const output = new Output(json);
+  // After Output took stdout's own write: the document still goes there.
+  const restoreStdout = json ? routeStdoutToStderr() : undefined;
   const interrupt = interruptController(output);
   const cli = { output, signal: interrupt.signal };
   try {
@@ -45,6 +48,7 @@ export async function runAction(
     process.exitCode = error instanceof TenantMigrateError ? error.exitCode : 1;
   } finally {
     interrupt.dispose();
+    restoreStdout?.();
   }
 }
 
@@ -54,9 +58,11 @@ function messageOf(error: unknown): string {
 }
 
 /**
- * SIGINT/SIGTERM: the first stops new tenants from starting and lets what is
- * in flight finish; the second stops at once (PostgreSQL rolls back what was
- * open).
+ * SIGINT/SIGTERM/SIGHUP: the first stops new tenants from starting and lets
+ * what is in flight finish; the second stops at once (PostgreSQL rolls back
+ * what was open). A closed stdout or stderr (`| head -1`, quitting less) is
+ * handled like the first signal: the run ends as an interrupted one (exit 130),
+ * with its history written, and never with a stack trace.
  */
 function interruptController(output: Output): {
   signal: AbortSignal;
@@ -72,13 +78,18 @@ function interruptController(output: Output): {
     controller.abort();
     output.note(`${signal}: finishing what is in flight; no new tenant will start (again to stop at once)`);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // Stays for the life of the process: a write that fails after the run has ended must not crash it either.
+  output.watchStreams((stream) => {
+    if (controller.signal.aborted) return;
+    controller.abort();
+    output.note(`${stream} was closed: finishing what is in flight; no new tenant will start`);
+  });
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const signal of signals) process.on(signal, onSignal);
   return {
     signal: controller.signal,
     dispose: () => {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      for (const signal of signals) process.off(signal, onSignal);
     },
   };
 }

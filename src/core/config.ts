@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import dotenv from "dotenv";
 import { type ConnectionSettings, parseDatabaseUrl } from "./connection.js";
+import { hashProblems, valuesCutAtHash } from "./env-comments.js";
 import { ConfigError } from "./errors.js";
 import { addSecret } from "./redact.js";
 
@@ -71,8 +72,9 @@ export function resolveConfig(
   needs: { catalog?: boolean } = {},
 ): Config {
   const problems: string[] = [];
+  const cutAtHash = { file: "", keys: new Map<string, { glued: boolean }>() };
   const merged = {
-    ...readEnvFile(flags.envFile, env, cwd, problems),
+    ...readEnvFile(flags.envFile, env, cwd, problems, cutAtHash),
     ...definedOnly(env),
   };
   const pick = (flag: string | number | undefined, name: string): string | undefined => {
@@ -135,6 +137,17 @@ export function resolveConfig(
   const tenantServers = resolveTenantServers(merged.TENANT_SERVERS, problems);
   const template =
     flags.template ?? booleanSetting(merged.TENANT_MIGRATE_TEMPLATE, "TENANT_MIGRATE_TEMPLATE", problems);
+  problems.push(
+    ...hashProblems(
+      cutAtHash.keys,
+      cutAtHash.file,
+      problems,
+      (key) =>
+        env[key] !== undefined ||
+        (key === "CATALOG_DATABASE_URL" && Boolean(flags.catalogUrl)) ||
+        (key === "PGPASSWORD" && Boolean(flags.catalogUrl || merged.CATALOG_DATABASE_URL)),
+    ),
+  );
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -154,7 +167,13 @@ export function resolveConfig(
   };
 }
 
-function readEnvFile(envFile: string | undefined, env: Env, cwd: string, problems: string[]): Env {
+function readEnvFile(
+  envFile: string | undefined,
+  env: Env,
+  cwd: string,
+  problems: string[],
+  cutAtHash: { file: string; keys: Map<string, { glued: boolean }> },
+): Env {
   const chosen = envFile ?? env.TENANT_MIGRATE_ENV_FILE;
   const file = path.resolve(cwd, chosen ?? ".env");
   if (!existsSync(file)) {
@@ -162,7 +181,10 @@ function readEnvFile(envFile: string | undefined, env: Env, cwd: string, problem
     return {};
   }
   try {
-    return dotenv.parse(readFileSync(file));
+    const text = readFileSync(file);
+    cutAtHash.file = file;
+    cutAtHash.keys = valuesCutAtHash(text.toString("utf8"));
+    return dotenv.parse(text);
   } catch (error) {
     problems.push(`--env-file: cannot read ${file}: ${(error as Error).message}`);
     return {};

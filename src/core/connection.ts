@@ -26,21 +26,33 @@ export function parseDatabaseUrl(url: string, setting: string, requireDatabase =
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new Error(`${setting} must start with postgres:// or postgresql:// (got ${parsed.protocol}//)`);
   }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  const decode = (part: string, what: string) => decodeUrlPart(part, setting, what);
+  const database = decode(parsed.pathname.replace(/^\//, ""), "database name");
   if (requireDatabase && !database) throw new Error(`${setting} names no database (add /DBNAME to the URL)`);
   if (database.includes("/")) throw new Error(`${setting} has a malformed database path`);
   const port = parsed.port ? Number(parsed.port) : 5432;
   const sslmode = parsed.searchParams.get("sslmode") ?? undefined;
   if (sslmode && !SSL_MODES.has(sslmode)) throw new Error(`${setting} has an unknown sslmode "${sslmode}"`);
   const settings: ConnectionSettings = {
-    host: decodeURIComponent(parsed.hostname.replace(/^\[|\]$/g, "")) || "localhost",
+    host: decode(parsed.hostname.replace(/^\[|\]$/g, ""), "host") || "localhost",
     port,
-    user: decodeURIComponent(parsed.username) || process.env.USER || "postgres",
+    user: decode(parsed.username, "user name") || process.env.USER || "postgres",
     database: database || "postgres",
   };
-  if (parsed.password) settings.password = decodeURIComponent(parsed.password);
+  if (parsed.password) settings.password = decode(parsed.password, "password");
   if (sslmode) settings.sslmode = sslmode;
   return settings;
+}
+
+/** A %-encoded part of a URL; a `%` that starts no %XX escape is an error naming the setting (never "URI malformed"). */
+function decodeUrlPart(part: string, setting: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new Error(
+      `${setting}: the ${what} has a "%" that starts no %XX escape; write a % in a URL as %25 (and @ : / # ? as %40 %3A %2F %23 %3F)`,
+    );
+  }
 }
 
 /** The URL with the password masked: the only way a connection is printed. */

@@ -3,6 +3,7 @@ import pg from "pg";
 import { type ConnectionSettings, pgClientConfig } from "./connection.js";
 import { describeError, errorCode } from "./errors.js";
 import { CachingClient } from "./scram.js";
+import { rememberBindings } from "./sql-literals.js";
 
 /**
  * Type parsing of the tool's own connections: bigint counts as numbers (ours
@@ -83,8 +84,10 @@ export async function withKnex<T>(settings: ConnectionSettings, fn: (db: Knex) =
     acquireConnectionTimeout: 60_000,
     log: silentLogger,
   });
-  db.on("query-error", (error: unknown) => {
+  db.on("query-error", (error: unknown, query: { bindings?: unknown }) => {
     if (isConnectionLoss(error)) lost ??= error;
+    // PostgreSQL's message may repeat a bound value (`invalid input syntax …: "…"`): describeError masks it.
+    rememberBindings(error, query.bindings);
   });
   try {
     return await fn(db);

