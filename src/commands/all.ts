@@ -28,5 +28,6 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
     tenants: fleet.tenants,
     summary: fleet.summary,
     interrupted: fleet.interrupted,
+    ...(fleet.run ? { run: fleet.run } : {}),
   };
 }

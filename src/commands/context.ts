@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import {
+  catalogSettings,
   loadTenants,
   placeTenant,
   selectTenants,
@@ -9,7 +10,7 @@ import {
   withCatalog,
 } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
-import { serverKey } from "../core/connection.js";
+import { describeConnection, serverKey } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
 import { startEmbedded } from "../core/embedded.js";
 import { describeError, UsageError } from "../core/errors.js";
@@ -138,7 +139,17 @@ export async function runFleetCommand(
     let tenants = chooseTenants(allTenants, options);
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
+    if (allTenants.length === 0) emit({ type: "notice", message: "the catalog has no schools: nothing to do" });
     const history = options.dryRun ? undefined : await startHistory(catalog, command, tenants, emit);
+    emit({
+      type: "run-started",
+      command,
+      ...(history ? { run: history.runId } : {}),
+      catalog: describeConnection(catalogSettings(config)),
+      total: tenants.length,
+      concurrency: config.concurrency,
+      migrations: folder.names,
+    });
     const admin = new AdminPools(config.concurrency);
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
@@ -149,7 +160,7 @@ export async function runFleetCommand(
       }
     }
     try {
-      return await runFleet(
+      const result = await runFleet(
         tenants,
         async (tenant, context) => {
           const problem = problems.get(tenant.id);
@@ -192,6 +203,7 @@ export async function runFleetCommand(
           onResult: history ? (result) => history.record(result) : undefined,
         },
       );
+      return history ? { ...result, run: history.runId } : result;
     } finally {
       await history?.flush();
       await admin.close();

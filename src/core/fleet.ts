@@ -30,6 +30,8 @@ export interface FleetSummary {
   failed: number;
   skipped: number;
   ms: number;
+  /** How many tenants ended with each result kind (only kinds that occurred). */
+  byResult: Record<string, number>;
 }
 
 export interface FleetResult {
@@ -38,11 +40,25 @@ export interface FleetResult {
   summary: FleetSummary;
   /** True when a signal stopped the run before every tenant was tried. */
   interrupted: boolean;
+  /** The run's id in the history table (absent when no history was recorded, e.g. --dry-run). */
+  run?: string;
 }
 
 /** Structured progress; the CLI decides how it looks. */
 export type FleetEvent =
   | { type: "catalog-migrated"; migrations: string[] }
+  | {
+      type: "run-started";
+      command: string;
+      /** The history run id, when history is recorded. */
+      run?: string;
+      /** The catalog, password masked. */
+      catalog: string;
+      total: number;
+      concurrency: number;
+      /** The migration files of the folder, in order. */
+      migrations: string[];
+    }
   | { type: "fleet-started"; total: number }
   | { type: "tenant-started"; tenant: Tenant }
   | {
@@ -51,6 +67,8 @@ export type FleetEvent =
       name: string;
       direction: "up" | "down";
     }
+  /** A tenant's migration is about to run (the live view shows what each tenant is on). */
+  | { type: "migration-started"; tenant: Tenant; name: string; direction: "up" | "down" }
   | { type: "notice"; tenant?: Tenant; message: string }
   | { type: "tenant-finished"; result: TenantResult };
 
@@ -161,6 +179,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
     failed: ordered.filter((r) => r.result === "failed").length,
     skipped: ordered.filter((r) => r.result === "skipped").length,
     ms: Math.round(performance.now() - started),
+    byResult: countByResult(ordered),
   };
   return {
     ok: summary.failed === 0 && summary.skipped === 0,
@@ -203,6 +222,13 @@ export async function runBounded<T>(
     for (let i = 0; i < Math.min(options.concurrency, queue.length); i++) workers.push(worker());
   }
   await Promise.all(workers);
+}
+
+/** Tenants per result kind, in the order the kinds first occur; generic over kinds. */
+export function countByResult(results: { result: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of results) counts[r.result] = (counts[r.result] ?? 0) + 1;
+  return counts;
 }
 
 function baseResult(tenant: Tenant, result: TenantResultKind, ms: number): TenantResult {
