@@ -4,8 +4,9 @@ import type { Config } from "../core/config.js";
 import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
+import { FleetView, type ViewOptions } from "./ops-view.js";
 import { configFrom } from "./options.js";
-import { fleetRenderer, Output, summaryLine } from "./output.js";
+import { Output } from "./output.js";
 
 /** What every command's action gets besides its configuration. */
 export interface CliRun {
@@ -86,21 +87,25 @@ function interruptController(output: Output): {
 /** Runs a fleet command with live output and returns its exit code. */
 export async function runFleetWithOutput<T extends FleetResult>(
   { output, signal }: CliRun,
-  options: { dryRun: boolean; verb: string },
-  run: (hooks: { onEvent: ReturnType<typeof fleetRenderer>; signal: AbortSignal }) => Promise<T>,
+  options: ViewOptions,
+  run: (hooks: { onEvent: FleetView["onEvent"]; signal: AbortSignal }) => Promise<T>,
   extraJson?: (result: T) => Record<string, unknown>,
 ): Promise<number> {
   await output.prepareSpinner();
+  const view = new FleetView(output, options);
   let result: T;
   try {
-    result = await run({ onEvent: fleetRenderer(output, options), signal });
-  } finally {
-    output.stopSpinner();
+    result = await run({ onEvent: view.onEvent, signal });
+  } catch (error) {
+    view.finish(undefined);
+    throw error;
   }
+  view.finish(result);
   if (output.json) {
-    const { ok, tenants, summary, interrupted } = result;
+    const { ok, tenants, summary, interrupted, run: runId } = result;
     output.document({
       ok,
+      ...(runId ? { run: runId } : {}),
       ...extraJson?.(result),
       tenants,
       summary,
@@ -108,7 +113,6 @@ export async function runFleetWithOutput<T extends FleetResult>(
       ...(interrupted ? { interrupted: true } : {}),
     });
   }
-  output.line(summaryLine(output, result));
   if (result.interrupted) return 130;
   return result.ok ? 0 : 1;
 }

@@ -113,7 +113,9 @@ export function selectTenants(all: Tenant[], names: string[]): Tenant[] {
     if (!tenant) {
       const named = all.filter((t) => t.name !== "" && t.name.toLowerCase() === name.toLowerCase());
       if (named.length > 1) {
-        problems.push(`"${name}" is the name of schools ${named.map((t) => t.id).join(", ")}: name one by its school_id`);
+        problems.push(
+          `"${name}" is the name of schools ${named.map((t) => t.id).join(", ")}: name one by its school_id`,
+        );
         continue;
       }
       tenant = named[0];

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { migrateTenants } from "../../commands/migrate.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 export function registerMigrate(program: Command): void {
@@ -11,17 +11,11 @@ export function registerMigrate(program: Command): void {
       .description("migrate the named tenants (all when none is named) to the latest app migration"),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(
-        cli,
-        {
-          dryRun: flags.dryRun === true,
-          verb: "migrate",
-        },
-        (hooks) =>
-          migrateTenants({
-            ...fleetOptionsFrom(flags, config, tenants),
-            ...hooks,
-          }),
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "migrate"), (hooks) =>
+        migrateTenants({
+          ...fleetOptionsFrom(flags, config, tenants),
+          ...hooks,
+        }),
       ),
     );
   });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { provisionTenants } from "../../commands/provision.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 export function registerProvision(program: Command): void {
@@ -12,18 +12,12 @@ export function registerProvision(program: Command): void {
       .description("create each tenant's database if it is missing, then migrate it to latest"),
   ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean }, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(
-        cli,
-        {
-          dryRun: flags.dryRun === true,
-          verb: "provision",
-        },
-        (hooks) =>
-          provisionTenants({
-            ...fleetOptionsFrom(flags, config, tenants),
-            ...hooks,
-            missing: flags.missing === true,
-          }),
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "provision"), (hooks) =>
+        provisionTenants({
+          ...fleetOptionsFrom(flags, config, tenants),
+          ...hooks,
+          missing: flags.missing === true,
+        }),
       ),
     );
   });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { rollbackTenants } from "../../commands/rollback.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 interface RollbackFlags extends FleetFlags {
@@ -22,22 +22,24 @@ export function registerRollback(program: Command): void {
       .description("undo the last batch (default), n batches, every batch, or back to a migration"),
   ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(
-        cli,
-        {
-          dryRun: flags.dryRun === true,
-          verb: "rollback",
-        },
-        (hooks) =>
-          rollbackTenants({
-            ...fleetOptionsFrom(flags, config, tenants),
-            ...hooks,
-            allTenants: flags.allTenants === true,
-            step: flags.step,
-            all: flags.all === true,
-            to: flags.to,
-          }),
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "rollback", rollbackFlags(flags)), (hooks) =>
+        rollbackTenants({
+          ...fleetOptionsFrom(flags, config, tenants),
+          ...hooks,
+          allTenants: flags.allTenants === true,
+          step: flags.step,
+          all: flags.all === true,
+          to: flags.to,
+        }),
       ),
     );
   });
+}
+
+/** The rollback mode's flags, so that the rerun command undoes the same. */
+function rollbackFlags(flags: RollbackFlags): string[] {
+  if (flags.all) return ["--all"];
+  if (flags.to !== undefined) return ["--to", flags.to];
+  if (flags.step !== undefined) return ["--step", String(flags.step)];
+  return [];
 }
