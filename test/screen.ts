@@ -17,7 +17,9 @@ export function screenOf(raw: string, options: { upTo?: number } = {}): string[]
   for (let i = 0; i < text.length; i++) {
     const ch = text[i] as string;
     if (ch === "\u001b") {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: a terminal's escape sequences are what this reads
       const csi = /^\u001b\[([?0-9;]*)([A-Za-z])/.exec(text.slice(i, i + 32));
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: a terminal's escape sequences are what this reads
       const osc = /^\u001b\][^\u0007]*\u0007/.exec(text.slice(i, i + 256));
       if (csi) {
         i += csi[0].length - 1;
