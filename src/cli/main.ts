@@ -11,6 +11,7 @@ import { registerRollback } from "./commands/rollback.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTenants } from "./commands/tenants.js";
 import { registerUnlock } from "./commands/unlock.js";
+import { addExamples, configureProgramHelp } from "./help.js";
 import { addGlobalOptions } from "./options.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
       throw error;
     });
   addGlobalOptions(program);
+  configureProgramHelp(program);
   registerAll(program);
   registerProvision(program);
   registerMigrate(program);
@@ -38,6 +40,7 @@ export function buildProgram(): Command {
   registerTenants(program);
   registerHistory(program);
   registerCatalog(program);
+  addExamples(program);
   for (const command of program.commands) {
     command.exitOverride((error) => {
       throw error;

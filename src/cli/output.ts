@@ -146,7 +146,8 @@ export function tenantLine(output: Output, result: TenantResult, dryRun: boolean
   const c = output.json ? output.err : output.out;
   const who = `${safe(result.database)} (id ${safe(result.id)}${result.server ? `, server ${safe(result.server)}` : ""})`;
   const word = resultWord(result.result);
-  const verb = dryRun && result.result !== "failed" && result.result !== "skipped" ? `would be ${word}` : word;
+  const already = result.result === "failed" || result.result === "skipped" || result.result === "up-to-date";
+  const verb = dryRun && !already ? `would be ${word}` : word;
   const what = describeMigrations(result.migrations, verbose);
   const time = c.dim(` (${formatMs(result.ms)})`);
   switch (result.result) {

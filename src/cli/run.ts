@@ -7,6 +7,7 @@ import { redact } from "../core/redact.js";
 import { FleetView, type ViewOptions } from "./ops-view.js";
 import { configFrom } from "./options.js";
 import { Output } from "./output.js";
+import { safeLines } from "./safe.js";
 
 /** What every command's action gets besides its configuration. */
 export interface CliRun {
@@ -39,7 +40,7 @@ export async function runAction(
     process.exitCode = interrupt.signal.aborted ? 130 : code;
   } catch (error) {
     output.stopSpinner();
-    const message = redact(messageOf(error));
+    const message = safeLines(redact(messageOf(error)));
     output.note(error instanceof InterruptedError ? message : `${output.err.red("error")}: ${message}`);
     // --json promises one document on stdout, also when the run could not start.
     if (json) output.document({ ok: false, error: message });

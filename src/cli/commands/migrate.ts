@@ -7,7 +7,7 @@ export function registerMigrate(program: Command): void {
   addFleetOptions(
     program
       .command("migrate")
-      .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
+      .argument("[tenants...]", "school_id, school_database or school_name values; all tenants when none is named")
       .description("migrate the named tenants (all when none is named) to the latest app migration"),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>

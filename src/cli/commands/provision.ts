@@ -7,7 +7,7 @@ export function registerProvision(program: Command): void {
   addFleetOptions(
     program
       .command("provision")
-      .argument("[tenants...]", "school_id or school_database values")
+      .argument("[tenants...]", "school_id, school_database or school_name values")
       .option("--missing", "every tenant whose database does not exist yet")
       .description("create each tenant's database if it is missing, then migrate it to latest"),
   ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean }, command: Command) => {

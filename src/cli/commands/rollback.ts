@@ -14,7 +14,7 @@ export function registerRollback(program: Command): void {
   addFleetOptions(
     program
       .command("rollback")
-      .argument("[tenants...]", "school_id or school_database values")
+      .argument("[tenants...]", "school_id, school_database or school_name values")
       .option("--all-tenants", "every tenant in the catalog")
       .option("--step <n>", "undo the last n batches", parsePositive("--step"))
       .option("--all", "undo every batch")
