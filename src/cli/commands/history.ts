@@ -81,7 +81,7 @@ function runLine(output: Output, run: RunEntry): string {
 function entryLine(output: Output, e: HistoryEntry, showRun: boolean): string {
   const c = output.out;
   const result = e.result === "failed" ? c.red(e.result) : e.result;
-  const what = e.migrations.length > 0 ? describeMigrations(e.migrations).replace(/^: /, " ") : "";
+  const what = e.migrations.length > 0 ? describeMigrations(e.migrations, true).replace(/^: /, " ") : "";
   const error = e.error ? ` error: ${safe(e.error)}` : "";
   const run = showRun ? `  run ${e.runId.slice(0, 8)}` : "";
   return `${when(e.startedAt)}${run}  ${safe(e.database)} (id ${safe(e.id)})  ${safe(e.command)}  ${result}${what}${error}`;
