@@ -25,7 +25,7 @@ export {
 } from "./commands/diff.js";
 export { dropTenants } from "./commands/drop.js";
 export type { SimpleResult, SimpleTenantResult } from "./commands/each-tenant.js";
-export { tenantHistory } from "./commands/history.js";
+export { historyRuns, tenantHistory } from "./commands/history.js";
 export { type MakeOptions, makeMigration } from "./commands/make.js";
 export { migrateTenants } from "./commands/migrate.js";
 export {
@@ -67,6 +67,6 @@ export type {
   TenantResult,
   TenantResultKind,
 } from "./core/fleet.js";
-export type { HistoryEntry } from "./core/history.js";
+export type { HistoryEntry, RunEntry } from "./core/history.js";
 export { redact } from "./core/redact.js";
 export type { TenantState, TenantStatus } from "./core/tenant.js";

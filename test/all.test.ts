@@ -31,7 +31,7 @@ describe("all", () => {
       assert.deepEqual(await appliedMigrations(database), SAMPLE);
       assert.match(first.stdout, new RegExp(`${database} \\(id \\d+\\) provisioned`));
     }
-    assert.match(first.stdout, /3 tenants: 3 succeeded, 0 failed, 0 skipped/);
+    assert.match(first.stdout, /3 tenants: 3 provisioned \(/);
 
     const second = await fleet.run(["all", "--json"]);
     assert.equal(second.code, 0, second.stderr);

@@ -565,7 +565,7 @@ export async function down(knex) {
     });
 
     it("prints one line per state and --check exits 1", async () => {
-      const result = await fleet.run(["status", "--check"], { env: { TENANT_SERVERS: servers } });
+      const result = await fleet.run(["status", "--check", "--verbose"], { env: { TENANT_SERVERS: servers } });
       assert.equal(result.code, 1, result.stderr);
       assert.match(result.stdout, new RegExp(`${dbs.s_none} \\(id \\d+\\) not provisioned`));
       assert.match(result.stdout, new RegExp(`${dbs.s_pending} \\(id \\d+\\) pending .*${SAMPLE[2]}`));

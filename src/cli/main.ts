@@ -13,6 +13,7 @@ import { registerStatus } from "./commands/status.js";
 import { registerTemplates } from "./commands/templates.js";
 import { registerTenants } from "./commands/tenants.js";
 import { registerUnlock } from "./commands/unlock.js";
+import { addExamples, configureProgramHelp } from "./help.js";
 import { addGlobalOptions } from "./options.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
       throw error;
     });
   addGlobalOptions(program);
+  configureProgramHelp(program);
   registerAll(program);
   registerProvision(program);
   registerMigrate(program);
@@ -42,6 +44,7 @@ export function buildProgram(): Command {
   registerTemplates(program);
   registerHistory(program);
   registerCatalog(program);
+  addExamples(program);
   for (const command of program.commands) {
     command.exitOverride((error) => {
       throw error;

@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { FleetCommandOptions } from "../commands/context.js";
 import { type Config, type ConfigFlags, DEFAULT_CONCURRENCY, resolveConfig } from "../core/config.js";
+import type { ViewOptions } from "./ops-view.js";
 
 /** Options every command understands (they may stand before or after the command name). */
 export function addGlobalOptions(program: Command): Command {
@@ -41,6 +42,7 @@ export function addFleetOptions(command: Command, what: { changes?: boolean } = 
   command
     .option("--json", "print one JSON document on stdout")
     .option("--shard <i/n>", "take only the i-th of n stable, disjoint slices of the tenants", parseShard);
+  addViewOptions(command, what);
   if (what.changes === false) return command;
   return command
     .addOption(
@@ -55,6 +57,17 @@ export function addFleetOptions(command: Command, what: { changes?: boolean } = 
       parseCount("--max-failures"),
     )
     .option("--dry-run", "say what would run; change nothing");
+}
+
+/** How much a fleet command prints (the ops view). */
+function addViewOptions(command: Command, what: { changes?: boolean }): void {
+  if (what.changes === false) {
+    command.option("--verbose", "list every tenant, also those up to date");
+    return;
+  }
+  command
+    .option("--verbose", "list every tenant's result on a terminal too, with every migration name")
+    .option("--quiet", "off a terminal, print only failures (then the summary)");
 }
 
 export function parseShard(value: string): { index: number; count: number } {
@@ -107,6 +120,8 @@ export function configFrom(command: Command, needs: { catalog?: boolean } = {}):
 
 export interface FleetFlags {
   onError: "continue" | "abort";
+  verbose?: boolean;
+  quiet?: boolean;
   json?: boolean;
   dryRun?: boolean;
   shard?: { index: number; count: number };
@@ -126,5 +141,20 @@ export function fleetOptionsFrom(flags: FleetFlags, config: Config, tenants: str
     canary: flags.canary,
     maxFailures: flags.maxFailures,
     rehearse: flags.rehearse === true,
+  };
+}
+
+/** How a fleet command's run is shown; `rerun` names the command (and flags) that retries failed schools. */
+export function viewOptionsFrom(flags: FleetFlags, rerun: string, rerunFlags: string[] = []): ViewOptions {
+  const dryRun = flags.dryRun === true;
+  const rehearse = flags.rehearse === true;
+  const tail = [...rerunFlags, ...(dryRun ? ["--dry-run"] : []), ...(rehearse ? ["--rehearse"] : [])];
+  return {
+    dryRun,
+    rehearse,
+    verbose: flags.verbose === true,
+    quiet: flags.quiet === true,
+    onError: flags.onError,
+    rerun: (ids) => ["tenant-migrate", rerun, ...ids, ...tail].join(" "),
   };
 }

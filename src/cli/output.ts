@@ -1,7 +1,10 @@
+import { fstatSync } from "node:fs";
 import { Chalk, type ChalkInstance } from "chalk";
 import type { Ora } from "ora";
-import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet.js";
+import { countByResult, type FleetEvent, type FleetResult, type TenantResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
+import { describeCause, failureCause } from "./causes.js";
+import { safe } from "./safe.js";
 
 /**
  * Where and how the CLI writes. Results go to stdout, progress and notices to
@@ -87,6 +90,32 @@ export class Output {
     this.makeSpinner = (text) => ora({ text, stream: this.stderr, discardStdin: false, color }).start();
   }
 
+  /** Whether a spinner can show (stderr is a terminal with a width). */
+  get canSpin(): boolean {
+    return this.makeSpinner !== undefined;
+  }
+
+  /** The terminal's width for the live area (stderr), 80 when unknown. */
+  get columns(): number {
+    return this.stderr.columns || 80;
+  }
+
+  /**
+   * Where result lines go: a terminal, a regular file (`> deploy.log`) or a
+   * pipe (`| tee`, whose output may reach the same terminal as the spinner).
+   */
+  resultsTarget(): "tty" | "file" | "pipe" {
+    const stream = this.json ? this.stderr : this.stdout;
+    if (stream.isTTY) return "tty";
+    const fd = (stream as { fd?: unknown }).fd;
+    try {
+      if (typeof fd === "number" && fstatSync(fd).isFile()) return "file";
+    } catch {
+      // not a file descriptor we can ask about
+    }
+    return "pipe";
+  }
+
   startSpinner(text: string): void {
     this.spinner = this.makeSpinner?.(text);
   }
@@ -141,17 +170,25 @@ export function formatMs(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** One line per tenant result: the same facts on a TTY and off it, colour aside. */
-export function tenantLine(output: Output, result: TenantResult, dryRun: boolean): string {
+/** The migrations of a result line: their names when few (or `verbose`), else how many and the last. */
+export function describeMigrations(migrations: string[], verbose = false): string {
+  if (migrations.length === 0) return "";
+  if (verbose || migrations.length <= 2) return `: ${migrations.map(safe).join(", ")}`;
+  return `: ${migrations.length} migrations, up to ${safe(migrations[migrations.length - 1] ?? "")}`;
+}
+
+/** One line per tenant result: the same facts on a TTY and off it, colour aside. Values are escaped. */
+export function tenantLine(output: Output, result: TenantResult, dryRun: boolean, verbose = false): string {
   const c = output.json ? output.err : output.out;
-  const who = `${result.database} (id ${result.id}${result.server ? `, server ${result.server}` : ""})`;
-  const word = SUCCESS_WORDS[result.result] ?? result.result;
-  const verb = dryRun && result.result !== "failed" && result.result !== "skipped" ? `would be ${word}` : word;
-  const what = result.migrations.length > 0 ? `: ${result.migrations.join(", ")}` : "";
+  const who = `${safe(result.database)} (id ${safe(result.id)}${result.server ? `, server ${safe(result.server)}` : ""})`;
+  const word = resultWord(result.result);
+  const already = result.result === "failed" || result.result === "skipped" || result.result === "up-to-date";
+  const verb = dryRun && !already ? `would be ${word}` : word;
+  const what = describeMigrations(result.migrations, verbose);
   const time = c.dim(` (${formatMs(result.ms)})`);
   switch (result.result) {
     case "failed":
-      return `${c.red("✖")} ${who} ${c.red("failed")}: ${result.error ?? "unknown error"}${time}`;
+      return `${c.red("✖")} ${who} ${c.red("failed")}: ${describeCause(failureCause(result, { withStatement: verbose }))}${time}`;
     case "skipped":
       return `${c.yellow("-")} ${who} ${c.yellow("skipped")}`;
     case "not-rehearsable":
@@ -164,64 +201,52 @@ export function tenantLine(output: Output, result: TenantResult, dryRun: boolean
   }
 }
 
-export function summaryLine(output: Output, result: FleetResult): string {
-  const c = output.json ? output.err : output.out;
-  const s = result.summary;
-  const counts = [
-    c.green(`${s.succeeded} succeeded`),
-    s.failed > 0 ? c.red(`${s.failed} failed`) : `${s.failed} failed`,
-    s.skipped > 0 ? c.yellow(`${s.skipped} skipped`) : `${s.skipped} skipped`,
-    ...(s.notRehearsable ? [c.yellow(`${s.notRehearsable} not rehearsable`)] : []),
-  ];
-  return `${s.total} tenant${s.total === 1 ? "" : "s"}: ${counts.join(", ")}${c.dim(` in ${formatMs(s.ms)}`)}${result.interrupted ? c.yellow(" (interrupted)") : ""}`;
+/** A result kind in words ("up-to-date" → "up to date"), for kinds this file does not know too. */
+export function resultWord(kind: string): string {
+  return SUCCESS_WORDS[kind] ?? kind.replace(/-/g, " ");
 }
 
-/**
- * Renders fleet events: each finished tenant as a line, notices on stderr,
- * and live counts (done / failed / left) on the spinner.
- */
-export function fleetRenderer(
-  output: Output,
-  options: { dryRun: boolean; verb: string; rehearse?: boolean },
-): (event: FleetEvent) => void {
-  let total = 0;
-  let done = 0;
-  let failed = 0;
-  const counts = () => `${options.verb}: ${done} done, ${failed} failed, ${total - done} left`;
-  const printNotices = noticesTo(output);
-  return (event) => {
-    switch (event.type) {
-      case "catalog-migrated": {
-        // A rehearsal leaves the catalog alone: it only says what would run there.
-        const verb = options.dryRun || options.rehearse ? "would migrate" : "migrated";
-        output.line(
-          `catalog: ${event.migrations.length > 0 ? `${verb} ${event.migrations.join(", ")}` : "up to date"}`,
-        );
-        break;
-      }
-      case "fleet-started":
-        total = event.total;
-        output.startSpinner(counts());
-        break;
-      case "tenant-finished":
-        done++;
-        if (event.result.result === "failed") failed++;
-        output.line(tenantLine(output, event.result, options.dryRun));
-        output.spin(counts());
-        break;
-      case "notice":
-        printNotices(event);
-        break;
-      default:
-        break;
-    }
-  };
+/** Result kinds in the order a summary lists them; kinds not listed here follow, as they occur. */
+const KIND_ORDER = [
+  "provisioned",
+  "migrated",
+  "rehearsed",
+  "rolled-back",
+  "up-to-date",
+  "nothing-to-roll-back",
+  "not-rehearsable",
+  "failed",
+  "skipped",
+];
+
+/** "300 tenants: 1 provisioned · 290 migrated · 5 up to date · 4 failed (31.2 s)", generic over result kinds. */
+export function summaryLine(output: Output, result: FleetResult, dryRun = false): string {
+  const c = output.json ? output.err : output.out;
+  const s = result.summary;
+  const byResult = s.byResult ?? countByResult(result.tenants);
+  const kinds = Object.keys(byResult).sort((a, b) => rank(a) - rank(b));
+  const parts = kinds.map((kind) => {
+    const n = byResult[kind] ?? 0;
+    const would = dryRun && kind !== "failed" && kind !== "skipped" && kind !== "up-to-date" ? "would be " : "";
+    const text = `${n} ${would}${resultWord(kind)}`;
+    if (kind === "failed") return c.red(text);
+    if (kind === "skipped") return c.yellow(text);
+    return kind === "up-to-date" || kind === "nothing-to-roll-back" ? text : c.green(text);
+  });
+  const what = parts.length > 0 ? parts.join(" · ") : "nothing to do";
+  const tenants = `${s.total} tenant${s.total === 1 ? "" : "s"}${dryRun ? " (dry run)" : ""}`;
+  return `${tenants}: ${what}${c.dim(` (${formatMs(s.ms)})`)}${result.interrupted ? c.yellow(" (interrupted)") : ""}`;
+}
+
+function rank(kind: string): number {
+  const index = KIND_ORDER.indexOf(kind);
+  return index < 0 ? KIND_ORDER.length - 2 : index;
 }
 
 /** Renders only the notice events (on stderr): for the commands with no fleet. */
 export function noticesTo(output: Output): (event: FleetEvent) => void {
   return (event) => {
-    if (event.type === "notice") output.note(`${output.err.yellow("notice")}: ${event.message}`);
+    if (event.type === "notice") output.note(`${output.err.yellow("notice")}: ${safe(event.message)}`);
   };
 }
 
@@ -237,8 +262,8 @@ export function printSimpleResult(
   else {
     for (const t of result.tenants) {
       const c = output.out;
-      const text = t.result === "failed" ? `${c.red("failed")}: ${t.error ?? ""}` : t.result.replace(/-/g, " ");
-      output.line(`${t.database} (id ${t.id}) ${text}`);
+      const text = t.result === "failed" ? `${c.red("failed")}: ${safe(t.error ?? "")}` : t.result.replace(/-/g, " ");
+      output.line(`${safe(t.database)} (id ${safe(t.id)}) ${text}`);
     }
   }
   return result.ok ? 0 : 1;

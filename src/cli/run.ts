@@ -5,8 +5,10 @@ import { describeError, InterruptedError, TenantMigrateError } from "../core/err
 import type { FleetResult } from "../core/fleet.js";
 import { redact } from "../core/redact.js";
 import { routeStdoutToStderr } from "./json-stdout.js";
+import { FleetView, type ViewOptions } from "./ops-view.js";
 import { configFrom } from "./options.js";
-import { fleetRenderer, Output, summaryLine } from "./output.js";
+import { Output } from "./output.js";
+import { safeLines } from "./safe.js";
 
 /** What every command's action gets besides its configuration. */
 export interface CliRun {
@@ -41,7 +43,7 @@ export async function runAction(
     process.exitCode = interrupt.signal.aborted ? 130 : code;
   } catch (error) {
     output.stopSpinner();
-    const message = redact(messageOf(error));
+    const message = safeLines(redact(messageOf(error)));
     output.note(error instanceof InterruptedError ? message : `${output.err.red("error")}: ${message}`);
     // --json promises one document on stdout, also when the run could not start.
     if (json) output.document({ ok: false, error: message });
@@ -97,21 +99,25 @@ function interruptController(output: Output): {
 /** Runs a fleet command with live output and returns its exit code. */
 export async function runFleetWithOutput<T extends FleetResult>(
   { output, signal }: CliRun,
-  options: { dryRun: boolean; verb: string; rehearse?: boolean },
-  run: (hooks: { onEvent: ReturnType<typeof fleetRenderer>; signal: AbortSignal }) => Promise<T>,
+  options: ViewOptions,
+  run: (hooks: { onEvent: FleetView["onEvent"]; signal: AbortSignal }) => Promise<T>,
   extraJson?: (result: T) => Record<string, unknown>,
 ): Promise<number> {
   await output.prepareSpinner();
+  const view = new FleetView(output, options);
   let result: T;
   try {
-    result = await run({ onEvent: fleetRenderer(output, options), signal });
-  } finally {
-    output.stopSpinner();
+    result = await run({ onEvent: view.onEvent, signal });
+  } catch (error) {
+    view.finish(undefined);
+    throw error;
   }
+  view.finish(result);
   if (output.json) {
-    const { ok, tenants, summary, interrupted } = result;
+    const { ok, tenants, summary, interrupted, run: runId } = result;
     output.document({
       ok,
+      ...(runId ? { run: runId } : {}),
       ...extraJson?.(result),
       tenants,
       summary,
@@ -120,7 +126,6 @@ export async function runFleetWithOutput<T extends FleetResult>(
       ...(interrupted ? { interrupted: true } : {}),
     });
   }
-  output.line(summaryLine(output, result));
   if (result.interrupted) return 130;
   return result.ok ? 0 : 1;
 }

@@ -47,5 +47,6 @@ export async function migrateAll(options: FleetCommandOptions): Promise<AllResul
     summary: fleet.summary,
     interrupted: fleet.interrupted,
     ...(fleet.warnings ? { warnings: fleet.warnings } : {}),
+    ...(fleet.run ? { run: fleet.run } : {}),
   };
 }

@@ -11,7 +11,7 @@ import {
   withCatalog,
 } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
-import { serverKey } from "../core/connection.js";
+import { describeConnection, serverKey } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
 import { startEmbedded } from "../core/embedded.js";
 import { describeError, UsageError } from "../core/errors.js";
@@ -152,11 +152,21 @@ export async function runFleetCommand(
     if (extra.prepare) tenants = await extra.prepare({ config, folder, catalog, tenants, allTenants });
     const problems = rowProblems(allTenants, config);
     await extra.preflight?.({ config, folder, catalog, tenants, allTenants, problems });
+    if (allTenants.length === 0) emit({ type: "notice", message: "the catalog has no schools: nothing to do" });
     const warnings: string[] = [];
     const history =
       options.dryRun || options.rehearse
         ? undefined
         : await startHistory(catalog, command, tenants, emit, () => connectCatalog(config), warnings);
+    emit({
+      type: "run-started",
+      command,
+      ...(history ? { run: history.runId } : {}),
+      catalog: describeConnection(catalogSettings(config)),
+      total: tenants.length,
+      concurrency: config.concurrency,
+      migrations: folder.names,
+    });
     const recreated = recreatedDatabases(catalog, tenants, history?.runId, options.dryRun === true);
     // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
     const admin = new AdminPools(1);
@@ -232,6 +242,7 @@ export async function runFleetCommand(
           onResult: history ? (result) => history.record(result) : undefined,
         },
       );
+      if (history) result = { ...result, run: history.runId };
     } finally {
       await history?.flush();
       await admin.close();

@@ -105,24 +105,71 @@ async function readSchools(client: pg.Client, missingOk: boolean): Promise<Tenan
 }
 
 /**
- * The tenants named on the command line, by school_id or school_database,
- * in the order given; every unknown name is reported at once (exit 2).
+ * The tenants named on the command line, by school_id, school_database or
+ * exact school_name (case-insensitive), in the order given; every unknown or
+ * ambiguous name is reported at once (exit 2), with the closest match.
  */
 export function selectTenants(all: Tenant[], names: string[]): Tenant[] {
   if (names.length === 0) return all;
   const unknown: string[] = [];
+  const problems: string[] = [];
   const chosen = new Map<string, Tenant>();
   for (const name of names) {
-    const tenant = all.find((t) => t.id === name) ?? all.find((t) => t.database === name);
+    let tenant = all.find((t) => t.id === name) ?? all.find((t) => t.database === name);
+    if (!tenant) {
+      const named = all.filter((t) => t.name !== "" && t.name.toLowerCase() === name.toLowerCase());
+      if (named.length > 1) {
+        problems.push(
+          `"${name}" is the name of schools ${named.map((t) => t.id).join(", ")}: name one by its school_id`,
+        );
+        continue;
+      }
+      tenant = named[0];
+    }
     if (tenant) chosen.set(tenant.id, tenant);
     else unknown.push(name);
   }
   if (unknown.length > 0) {
-    throw new UsageError(
-      `unknown tenant${unknown.length > 1 ? "s" : ""}: ${unknown.join(", ")} (name a school by its school_id or school_database)`,
+    const guesses = unknown.map((name) => {
+      const guess = closestTenantName(all, name);
+      return guess === undefined ? name : `${name} (did you mean ${guess}?)`;
+    });
+    problems.unshift(
+      `unknown tenant${unknown.length > 1 ? "s" : ""}: ${guesses.join(", ")} (name a school by its school_id, school_database or school_name)`,
     );
   }
+  if (problems.length > 0) throw new UsageError(problems.join("; "));
   return [...chosen.values()];
+}
+
+/** The school_database or school_name closest to `name` (a typo away), if any is close enough. */
+export function closestTenantName(all: Tenant[], name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  let best: { text: string; distance: number } | undefined;
+  for (const tenant of all) {
+    for (const text of [tenant.database, tenant.name]) {
+      if (text === "") continue;
+      const distance = editDistance(wanted, text.toLowerCase());
+      if (!best || distance < best.distance) best = { text, distance };
+    }
+  }
+  // A typo: a few letters wrong, not another word altogether.
+  if (!best || best.distance > Math.max(2, Math.floor(wanted.length / 3))) return undefined;
+  return best.text;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 export interface TenantPlacement {

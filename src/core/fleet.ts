@@ -44,6 +44,8 @@ export interface FleetSummary {
   /** --rehearse only: schools not rehearsed because a pending migration runs outside a transaction. */
   notRehearsable?: number;
   ms: number;
+  /** How many tenants ended with each result kind (only kinds that occurred). */
+  byResult: Record<string, number>;
 }
 
 export interface FleetResult {
@@ -54,11 +56,25 @@ export interface FleetResult {
   interrupted: boolean;
   /** What went wrong besides the tenants' own results (history not recorded); absent when nothing did. */
   warnings?: string[];
+  /** The run's id in the history table (absent when no history was recorded, e.g. --dry-run). */
+  run?: string;
 }
 
 /** Structured progress; the CLI decides how it looks. */
 export type FleetEvent =
   | { type: "catalog-migrated"; migrations: string[] }
+  | {
+      type: "run-started";
+      command: string;
+      /** The history run id, when history is recorded. */
+      run?: string;
+      /** The catalog, password masked. */
+      catalog: string;
+      total: number;
+      concurrency: number;
+      /** The migration files of the folder, in order. */
+      migrations: string[];
+    }
   | { type: "fleet-started"; total: number }
   | { type: "tenant-started"; tenant: Tenant }
   | {
@@ -67,6 +83,8 @@ export type FleetEvent =
       name: string;
       direction: "up" | "down";
     }
+  /** A tenant's migration is about to run (the live view shows what each tenant is on). */
+  | { type: "migration-started"; tenant: Tenant; name: string; direction: "up" | "down" }
   | { type: "notice"; tenant?: Tenant; message: string }
   | { type: "tenant-finished"; result: TenantResult };
 
@@ -195,6 +213,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
     skipped: ordered.filter((r) => r.result === "skipped").length,
     ...(notRehearsable > 0 ? { notRehearsable } : {}),
     ms: Math.round(performance.now() - started),
+    byResult: countByResult(ordered),
   };
   return {
     ok: summary.failed === 0 && summary.skipped === 0,
@@ -237,6 +256,13 @@ export async function runBounded<T>(
     for (let i = 0; i < Math.min(options.concurrency, queue.length); i++) workers.push(worker());
   }
   await Promise.all(workers);
+}
+
+/** Tenants per result kind, in the order the kinds first occur; generic over kinds. */
+export function countByResult(results: { result: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of results) counts[r.result] = (counts[r.result] ?? 0) + 1;
+  return counts;
 }
 
 function baseResult(tenant: Tenant, result: TenantResultKind, ms: number): TenantResult {

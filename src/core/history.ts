@@ -242,21 +242,29 @@ export interface HistoryEntry {
   finishedAt: string | null;
 }
 
+/** Narrows history: one run (its id or a prefix of it), only failures. */
+export interface HistoryFilter {
+  runId?: string | undefined;
+  failed?: boolean | undefined;
+}
+
 /** Past runs per tenant, newest first. */
 export async function readHistory(
   client: pg.Client,
   schoolIds: string[] | null,
   limit: number,
+  filter: HistoryFilter = {},
 ): Promise<HistoryEntry[]> {
-  const { rows: exists } = await client.query("select to_regclass('tenant_migrate_history') is not null as ok");
-  if (!exists[0]?.ok) return [];
+  if (!(await historyTableExists(client))) return [];
   const { rows } = await client.query(
     `select run_id, school_id, school_database, command, result, migrations, error, host, started_at, finished_at
        from tenant_migrate_history
-      where $1::text[] is null or school_id = any($1::text[])
+      where ($1::text[] is null or school_id = any($1::text[]))
+        and ($3::text is null or run_id::text like $3 || '%')
+        and (not $4 or result = 'failed')
       order by id desc
       limit $2`,
-    [schoolIds, limit],
+    [schoolIds, limit, filter.runId?.toLowerCase() ?? null, filter.failed === true],
   );
   return rows.map((r) => ({
     runId: r.run_id,
@@ -269,5 +277,53 @@ export async function readHistory(
     host: r.host,
     startedAt: new Date(r.started_at).toISOString(),
     finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
+  }));
+}
+
+async function historyTableExists(client: pg.Client): Promise<boolean> {
+  const { rows } = await client.query("select to_regclass('tenant_migrate_history') is not null as ok");
+  return rows[0]?.ok === true;
+}
+
+/** One run of a fleet command, as `history --runs` lists it. */
+export interface RunEntry {
+  runId: string;
+  command: string;
+  host: string | null;
+  startedAt: string;
+  /** Null while a tenant of it has not finished (a run going on, or one that died). */
+  finishedAt: string | null;
+  /** Tenants per result ("unfinished" for rows never finished). */
+  byResult: Record<string, number>;
+}
+
+/** Runs, newest first, each with its tenants counted by result. */
+export async function readRuns(client: pg.Client, limit: number, runIdPrefix?: string): Promise<RunEntry[]> {
+  if (!(await historyTableExists(client))) return [];
+  const { rows } = await client.query(
+    `with counts as (
+       select run_id,
+              case when result = 'running' and finished_at is null then 'unfinished' else result end as result,
+              count(*)::int as n, min(command) as command, min(host) as host, min(started_at) as started_at,
+              max(finished_at) as finished_at, bool_and(finished_at is not null) as finished, min(id) as first_id
+         from tenant_migrate_history
+        where $2::text is null or run_id::text like $2 || '%'
+        group by 1, 2)
+     select run_id::text as run_id, min(command) as command, min(host) as host, min(started_at) as started_at,
+            case when bool_and(finished) then max(finished_at) end as finished_at,
+            jsonb_object_agg(result, n) as by_result
+       from counts
+      group by run_id
+      order by min(first_id) desc
+      limit $1`,
+    [limit, runIdPrefix?.toLowerCase() ?? null],
+  );
+  return rows.map((r) => ({
+    runId: r.run_id,
+    command: r.command,
+    host: r.host,
+    startedAt: new Date(r.started_at).toISOString(),
+    finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
+    byResult: r.by_result,
   }));
 }

@@ -270,6 +270,7 @@ async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
       migrationSource: job.folder,
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
+        if (current) job.emit({ type: "migration-started", tenant: job.tenant, name: current, direction: "up" });
       },
       afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;
@@ -365,6 +366,7 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
       migrationSource: job.folder,
       beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
         current = migration?.name;
+        if (current) job.emit({ type: "migration-started", tenant: job.tenant, name: current, direction: "down" });
       },
       afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
         if (!migration) return;

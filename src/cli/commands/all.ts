@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { migrateAll } from "../../commands/all.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 export function registerAll(program: Command): void {
@@ -16,11 +16,7 @@ export function registerAll(program: Command): void {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
         cli,
-        {
-          dryRun: flags.dryRun === true,
-          rehearse: flags.rehearse === true,
-          verb: "all",
-        },
+        viewOptionsFrom(flags, "provision"),
         (hooks) => migrateAll({ ...fleetOptionsFrom(flags, config, []), ...hooks }),
         (result) => ({ catalog: result.catalog }),
       ),

@@ -6,7 +6,7 @@ import { runAction } from "../run.js";
 export function registerDrop(program: Command): void {
   program
     .command("drop")
-    .argument("<tenants...>", "school_id or school_database values")
+    .argument("<tenants...>", "school_id, school_database or school_name values")
     .option("--yes", "really drop the databases (their data is deleted)")
     .option("--json", "print one JSON document on stdout")
     .description("drop tenant databases (the catalog rows stay)")

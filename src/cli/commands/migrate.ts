@@ -1,13 +1,13 @@
 import type { Command } from "commander";
 import { migrateTenants } from "../../commands/migrate.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 export function registerMigrate(program: Command): void {
   addFleetOptions(
     program
       .command("migrate")
-      .argument("[tenants...]", "school_id or school_database values; all tenants when none is named")
+      .argument("[tenants...]", "school_id, school_database or school_name values; all tenants when none is named")
       .description("migrate the named tenants (all when none is named) to the latest app migration")
       .option(
         "--rehearse",
@@ -15,18 +15,11 @@ export function registerMigrate(program: Command): void {
       ),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(
-        cli,
-        {
-          dryRun: flags.dryRun === true,
-          rehearse: flags.rehearse === true,
-          verb: "migrate",
-        },
-        (hooks) =>
-          migrateTenants({
-            ...fleetOptionsFrom(flags, config, tenants),
-            ...hooks,
-          }),
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "migrate"), (hooks) =>
+        migrateTenants({
+          ...fleetOptionsFrom(flags, config, tenants),
+          ...hooks,
+        }),
       ),
     );
   });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { rollbackTenants } from "../../commands/rollback.js";
-import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive } from "../options.js";
+import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
 interface RollbackFlags extends FleetFlags {
@@ -15,7 +15,7 @@ export function registerRollback(program: Command): void {
   addFleetOptions(
     program
       .command("rollback")
-      .argument("[tenants...]", "school_id or school_database values")
+      .argument("[tenants...]", "school_id, school_database or school_name values")
       .option("--all-tenants", "every tenant in the catalog (needs --yes, unless --dry-run)")
       .option("--yes", "really roll back every tenant (with --all-tenants)")
       .option("--step <n>", "undo the last n batches", parsePositive("--step"))
@@ -26,23 +26,25 @@ export function registerRollback(program: Command): void {
       ),
   ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(
-        cli,
-        {
-          dryRun: flags.dryRun === true,
-          verb: "rollback",
-        },
-        (hooks) =>
-          rollbackTenants({
-            ...fleetOptionsFrom(flags, config, tenants),
-            ...hooks,
-            allTenants: flags.allTenants === true,
-            step: flags.step,
-            all: flags.all === true,
-            to: flags.to,
-            yes: flags.yes === true,
-          }),
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "rollback", rollbackFlags(flags)), (hooks) =>
+        rollbackTenants({
+          ...fleetOptionsFrom(flags, config, tenants),
+          ...hooks,
+          allTenants: flags.allTenants === true,
+          step: flags.step,
+          all: flags.all === true,
+          to: flags.to,
+          yes: flags.yes === true,
+        }),
       ),
     );
   });
+}
+
+/** The rollback mode's flags, so that the rerun command undoes the same. */
+function rollbackFlags(flags: RollbackFlags): string[] {
+  if (flags.all) return ["--all"];
+  if (flags.to !== undefined) return ["--to", flags.to];
+  if (flags.step !== undefined) return ["--step", String(flags.step)];
+  return [];
 }

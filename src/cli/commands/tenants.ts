@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { addTenant, listTenants } from "../../commands/tenants.js";
 import { alignColumns, summaryLine, tenantLine } from "../output.js";
 import { runAction } from "../run.js";
+import { safe } from "../safe.js";
 
 export function registerTenants(program: Command): void {
   const tenants = program.command("tenants").description("the catalog's schools");
@@ -17,12 +18,13 @@ export function registerTenants(program: Command): void {
           output.document({ tenants: list });
           return 0;
         }
+        if (list.length === 0) output.note(`${output.err.yellow("warning")}: the catalog has no schools`);
         const rows = list.map((t) => [
-          t.id,
-          t.database,
-          t.name,
-          t.server ?? "(catalog's)",
-          t.exists === null ? `unknown: ${t.problem ?? "server not reachable"}` : t.exists ? "yes" : "no",
+          safe(t.id),
+          safe(t.database),
+          safe(t.name),
+          t.server === null ? "(catalog's)" : safe(t.server),
+          t.exists === null ? `unknown: ${safe(t.problem ?? "server not reachable")}` : t.exists ? "yes" : "no",
         ]);
         for (const line of alignColumns([["ID", "DATABASE", "NAME", "SERVER", "EXISTS"], ...rows])) output.line(line);
         output.line(`${list.length} tenant${list.length === 1 ? "" : "s"}`);
@@ -63,11 +65,13 @@ export function registerTenants(program: Command): void {
           if (flags.json) output.document(result);
           const t = result.tenant;
           output.line(
-            `added school ${t.id}: ${t.name} (database ${t.database}${t.server ? `, server ${t.server}` : ""})`,
+            `added school ${safe(t.id)}: ${safe(t.name)} (database ${safe(t.database)}${t.server ? `, server ${safe(t.server)}` : ""})`,
           );
           if (result.provision) {
             for (const r of result.provision.tenants) output.line(tenantLine(output, r, false));
             output.line(summaryLine(output, result.provision));
+            const failed = result.provision.tenants.some((r) => r.result === "failed");
+            if (failed) output.line(`rerun: tenant-migrate provision ${safe(t.id)}`);
             return result.provision.ok ? 0 : 1;
           }
           return 0;

@@ -6,7 +6,7 @@ import { runAction } from "../run.js";
 export function registerUnlock(program: Command): void {
   program
     .command("unlock")
-    .argument("<tenants...>", "school_id or school_database values")
+    .argument("<tenants...>", "school_id, school_database or school_name values")
     .option("--json", "print one JSON document on stdout")
     .description("release a knex migration lock left by a dead process")
     .action(async (tenants: string[], _flags: { json?: boolean }, command: Command) => {
