@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DEFAULT_CONCURRENCY } from "../core/config.js";
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from "../core/config.js";
 
 /** Examples shown under each command's --help, by command path ("tenants add"). */
 const EXAMPLES: Record<string, string[]> = {
@@ -51,7 +51,8 @@ Environment (flag > environment > .env file > default):
   TENANT_SERVERS               JSON object: server name -> URL without database
   TENANT_MIGRATE_CONCURRENCY   tenants at once, per server (default ${DEFAULT_CONCURRENCY})
   TENANT_MIGRATE_LOCK_TIMEOUT  wait for another run on a tenant (default 60s)
-  TENANT_MIGRATE_RETRIES       retries of a transient fault per tenant (default 3)
+  TENANT_MIGRATE_PG_LOCK_TIMEOUT  PostgreSQL lock_timeout of each school's migration session (default 10s, 0 off)
+  TENANT_MIGRATE_RETRIES       retries of a transient fault per tenant (default ${DEFAULT_RETRIES})
   TENANT_MIGRATE_APP_ROLE      role granted CONNECT and TEMP on new tenant databases
   TENANT_MIGRATE_EMBEDDED=1    run on an embedded PostgreSQL
   TENANT_MIGRATE_TEMPLATE=1    provision new tenants by copying a template database

@@ -162,7 +162,8 @@ export class FleetView {
     this.inFlight.delete(result.id);
     if (result.result === "failed") this.failed++;
     const { output, options } = this;
-    if (result.result === "failed") {
+    // A failure, and a school whose database had vanished and was made again, are always named.
+    if (result.result === "failed" || result.recreated) {
       output.line(tenantLine(output, this.live ? firstLineOf(result) : result, options.dryRun, options.verbose));
     } else if (this.live || this.spinnerOnly ? options.verbose : !options.quiet) {
       // On a terminal successes are counted, skipped folded; off it, one line per school.

@@ -196,8 +196,10 @@ export function tenantLine(output: Output, result: TenantResult, dryRun: boolean
     case "up-to-date":
     case "nothing-to-roll-back":
       return `${c.dim("·")} ${who} ${c.dim(verb)}${time}`;
-    default:
-      return `${c.green("✔")} ${who} ${c.green(verb)}${what}${time}`;
+    default: {
+      const recreated = result.recreated ? c.yellow(" (its database had vanished: created again, empty)") : "";
+      return `${c.green("✔")} ${who} ${c.green(verb)}${what}${recreated}${time}`;
+    }
   }
 }
 

@@ -124,6 +124,7 @@ export async function runFleetWithOutput<T extends FleetResult>(
       ...(options.dryRun ? { dryRun: true } : {}),
       ...(options.rehearse ? { rehearse: true } : {}),
       ...(interrupted ? { interrupted: true } : {}),
+      ...(result.warnings ? { warnings: result.warnings } : {}),
     });
   }
   if (result.interrupted) return 130;

@@ -8,6 +8,7 @@ import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js"
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import { adminKey, databasesOn } from "../core/tenant.js";
 import type { CommandOptions } from "./context.js";
+import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { provisionTenants } from "./provision.js";
 
 export interface TenantListEntry extends Tenant {
@@ -78,6 +79,11 @@ export async function addTenant(options: AddTenantOptions): Promise<AddTenantRes
   if (problem) throw new UsageError(`--database: ${problem}`);
   if (options.server !== undefined && !options.config.tenantServers.has(options.server)) {
     throw new UsageError(`--server: "${options.server}" is not a server named in TENANT_SERVERS`);
+  }
+  if (options.provision) {
+    // What provisioning would refuse (exit 2) is refused before the row goes in: nothing changed.
+    await checkMigrationFolder(appMigrationFolder(options.config));
+    await checkAppRole(options.config, [{ id: "", name, database, server: options.server ?? null }]);
   }
   const tenant = await withCatalog(options.config, async (catalog) => {
     await loadTenants(catalog); // fails clearly when the catalog is not migrated

@@ -56,7 +56,8 @@ async function likelyHolders(db: Knex, waitedMs: number): Promise<Holder[]> {
   const { rows } = await db.raw(
     `select a.pid, a.application_name, a.state,
             extract(epoch from clock_timestamp() - a.xact_start)::float8 as xact_seconds,
-            left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60) as query,
+            -- Another session's SQL: its string literals masked (they may hold secrets).
+            left(regexp_replace(regexp_replace(a.query, '''([^'']|'''')*''', '''***''', 'g'), '\\s+', ' ', 'g'), 60) as query,
             string_agg(distinct c.relname, ', ') as relations
        from pg_locks l
        join pg_stat_activity a on a.pid = l.pid

@@ -527,7 +527,7 @@ export class AdminPools {
     const key = adminKey(settings);
     let names = this.databases.get(key);
     if (!names) {
-      names = databasesOn(this.get(settings)).catch(() => undefined);
+      names = databasesOn(this.get(settings), { closedToo: true }).catch(() => undefined);
       this.databases.set(key, names);
     }
     const known = await names;

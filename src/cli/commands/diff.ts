@@ -3,6 +3,7 @@ import { type FleetDiff, fleetDiff, type TenantDiff } from "../../commands/diff.
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
 import type { Output } from "../output.js";
 import { runAction } from "../run.js";
+import { safe } from "../safe.js";
 
 export function registerDiff(program: Command): void {
   addFleetOptions(
@@ -33,7 +34,8 @@ Examples:
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-const short = (text: string, max = 100) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+// Catalog values and definitions are escaped: no raw control character reaches the terminal.
+const short = (text: string, max = 100) => safe(text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 function printDiff(output: Output, diff: FleetDiff): void {
   const c = output.out;
@@ -61,13 +63,14 @@ function printDiff(output: Output, diff: FleetDiff): void {
     }
   }
   for (const t of diff.tenants) {
-    const who = `${t.database} (id ${t.id}${t.server ? `, server ${t.server}` : ""})`;
-    const list = (t.migrations ?? []).join(", ");
+    const who = safe(`${t.database} (id ${t.id}${t.server ? `, server ${t.server}` : ""})`);
+    const list = safe((t.migrations ?? []).join(", "));
     if (t.state === "pending") output.line(`${c.yellow("•")} ${who} ${c.yellow("pending")}, not compared: ${list}`);
     else if (t.state === "unknown-migrations")
       output.line(`${c.red("✖")} ${who} ${c.red("unknown migrations")}, not compared: ${list} (no file matches)`);
     else if (t.state === "not-provisioned") output.line(`${c.yellow("○")} ${who} ${c.yellow("not provisioned")}`);
-    else if (t.state === "unreachable") output.line(`${c.red("✖")} ${who} ${c.red("unreachable")}: ${t.error ?? ""}`);
+    else if (t.state === "unreachable")
+      output.line(`${c.red("✖")} ${who} ${c.red("unreachable")}: ${safe(t.error ?? "")}`);
   }
   const counts = new Map<string, number>();
   for (const t of diff.tenants) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
