@@ -20,23 +20,12 @@ import {
   runCli,
   SAMPLE,
   SERVER,
+  slowMigration,
   urlFor,
   useFleet,
   waitFor,
   withFleet,
 } from "./helpers.ts";
-
-/** A migration that sleeps, so that a run has schools in flight when its reader goes. */
-function slowMigration(table: string, seconds: number): string {
-  return `export async function up(knex) {
-  await knex.raw("select pg_sleep(${seconds})");
-  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
-}
-export async function down(knex) {
-  await knex.schema.dropTable("${table}");
-}
-`;
-}
 
 /** What a crash prints: Node's stack frames or an unhandled EPIPE. */
 const CRASH = /EPIPE|\n\s+at |Unhandled|node:internal/;

@@ -19,6 +19,7 @@ import {
   query,
   runCli,
   type SecondServer,
+  slowMigration,
   startCli,
   startSecondServer,
   tableMigration,
@@ -26,18 +27,6 @@ import {
   useFleet,
   waitFor,
 } from "./helpers.ts";
-
-/** A migration that sleeps `seconds` in its transaction, then creates `table`. */
-function slowMigration(table: string, seconds: number): string {
-  return `export async function up(knex) {
-  await knex.raw("select pg_sleep(${seconds})");
-  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
-}
-export async function down(knex) {
-  await knex.schema.dropTable("${table}");
-}
-`;
-}
 
 /** A catalog and `count` schools (school1…) on a throwaway server, with a working directory of their own. */
 class ServerFleet {

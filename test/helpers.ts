@@ -510,6 +510,18 @@ export const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`);
 // ---- Migration files: ones the tests write, and ones `make` writes.
 
 /** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
+/** A migration that sleeps `seconds` in its transaction, then creates `table`. */
+export function slowMigration(table: string, seconds: number): string {
+  return `export async function up(knex) {
+  await knex.raw("select pg_sleep(${seconds})");
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  await knex.schema.dropTable("${table}");
+}
+`;
+}
+
 export function tableMigration(table: string): string {
   return `export async function up(knex) {
   await knex.schema.createTable("${table}", (t) => {

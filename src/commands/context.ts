@@ -318,3 +318,14 @@ export function requireSelection(
   if (!named && !all?.set) throw new UsageError(what);
   if (named && all?.set) throw new UsageError(`name tenants or use ${all.flag}, not both`);
 }
+
+/** The server a tenant's connection goes to, for per-server bounds on reads (status, diff); "?" when it has none. */
+export function serverOfTenant(config: Config): (tenant: Tenant) => string {
+  return (tenant) => {
+    try {
+      return serverKey(placeTenant(config, tenant).admin);
+    } catch {
+      return "?";
+    }
+  };
+}

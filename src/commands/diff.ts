@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { catalogSettings, loadTenants, placeTenant, selectTenants, type Tenant, withCatalog } from "../core/catalog.js";
-import { type ConnectionSettings, serverKey } from "../core/connection.js";
+import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
@@ -15,7 +15,7 @@ import {
 } from "../core/schema-fingerprint.js";
 import { withScratchDatabase } from "../core/scratch-database.js";
 import { readApplied } from "../core/tenant.js";
-import { chooseTenants, type FleetCommandOptions, rowProblems } from "./context.js";
+import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
 
 export interface DiffOptions extends FleetCommandOptions {
   /** A school (school_id or school_database) to compare with, instead of a scratch database migrated from the files. */
@@ -156,13 +156,7 @@ export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
       {
         concurrency: config.concurrency,
         signal: options.signal,
-        serverOf: (tenant) => {
-          try {
-            return serverKey(placeTenant(config, tenant).admin);
-          } catch {
-            return "?";
-          }
-        },
+        serverOf: serverOfTenant(config),
       },
     );
     // A read has nothing to finish: stop rather than report a partial fleet as if whole.

@@ -1,10 +1,9 @@
 import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
-import { serverKey } from "../core/connection.js";
 import { InterruptedError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 import { inspectTenant, type TenantStatus } from "../core/tenant.js";
-import { chooseTenants, type FleetCommandOptions, rowProblems } from "./context.js";
+import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
 
 export interface FleetStatus {
   latest: string | null;
@@ -56,13 +55,7 @@ export async function fleetStatus(options: FleetCommandOptions): Promise<FleetSt
       {
         concurrency: config.concurrency,
         signal: options.signal,
-        serverOf: (tenant) => {
-          try {
-            return serverKey(placeTenant(config, tenant).admin);
-          } catch {
-            return "?";
-          }
-        },
+        serverOf: serverOfTenant(config),
       },
     );
     // A read has nothing to finish: stop rather than report a partial fleet as if whole.
