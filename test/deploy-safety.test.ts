@@ -130,6 +130,7 @@ export async function down(knex) { await knex.schema.alterTable("lunch_day", (t)
       }
     }
     assert.equal(tenants.get(newcomer)?.result, "skipped");
+    assert.equal(tenants.get(newcomer)?.reason, "not provisioned yet; nothing to rehearse");
     assert.deepEqual(
       { succeeded: json.summary.succeeded, failed: json.summary.failed, skipped: json.summary.skipped },
       { succeeded: 18, failed: 2, skipped: 1 },
@@ -308,6 +309,11 @@ export async function down(knex) { await knex.raw("drop table blocker"); }
       { failed: 3, skipped: 3, succeeded: 2 },
     );
     assert.match(result.stderr, /3 tenants failed, more than --max-failures 2: no new tenant starts/);
+    // Each skipped school says why, and the recap folds them into one line with that reason.
+    for (const tenant of json.tenants.filter((t) => t.result === "skipped")) {
+      assert.equal(tenant.reason, "more than --max-failures 2 failed");
+    }
+    assert.match(result.stderr, /3 skipped: more than --max-failures 2 failed/);
     assert.equal((await appliedMigrations(names[6] as string)).includes(file), false, "a skipped school never started");
   });
 });

@@ -434,6 +434,8 @@ export interface TenantResultJson {
   result: string;
   migrations: string[];
   error?: string;
+  /** Why a skipped school did not run. */
+  reason?: string;
   /** A database that earlier runs had seen, created empty again: when they saw it. */
   recreated?: { firstSeen: string; lastSeen: string };
   ms: number;

@@ -47,7 +47,6 @@ export class FleetView {
   private failed = 0;
   private started = 0;
   private runId: string | undefined;
-  private canaryFailed = false;
   private readonly inFlight = new Map<string, InFlight>();
   private readonly notices = new Map<string, { first: string; more: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -175,7 +174,6 @@ export class FleetView {
 
   /** The first notice of a kind is printed; the same notice for other schools is counted. */
   private notice(event: Extract<FleetEvent, { type: "notice" }>): void {
-    if (/^a canary tenant failed/.test(event.message)) this.canaryFailed = true;
     const message = safe(event.message);
     let key = message;
     if (event.tenant) key = key.split(safe(event.tenant.database)).join("\u0000");
@@ -224,18 +222,9 @@ export class FleetView {
 
   private skippedReasons(result: FleetResult): Map<string, number> {
     const reasons = new Map<string, number>();
-    const runReason = result.interrupted
-      ? "interrupted"
-      : this.canaryFailed
-        ? "a canary tenant failed"
-        : this.options.onError === "abort"
-          ? "a tenant failed (--on-error abort)"
-          : "not started";
     for (const t of result.tenants) {
       if (t.result !== "skipped") continue;
-      const reason = t.error
-        ? (failureCause(t, { generic: true, firstLineOnly: true }).message ?? runReason)
-        : runReason;
+      const reason = safe(t.reason ?? "not started");
       reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
     }
     return reasons;

@@ -25,6 +25,8 @@ export interface TenantResult {
   /** What ran, was rolled back, or would run under --dry-run, in order. */
   migrations: string[];
   error?: string;
+  /** Why a `skipped` tenant did not run: interrupted, a canary or --max-failures stopped the run, or the work's own word. */
+  reason?: string;
   /** The database was missing although earlier runs had seen it: it was created empty again. */
   recreated?: RecreatedDatabase;
   ms: number;
@@ -134,7 +136,8 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
   const emit: EmitEvent = options.onEvent ?? (() => {});
   const signal = options.signal ?? new AbortController().signal;
   const results = new Map<Tenant, TenantResult>();
-  let stopStarting = false;
+  /** Set once no new tenant may start: why the rest are skipped. */
+  let stopStarting: string | undefined;
   let failures = 0;
   const maxFailures = options.onError === "abort" ? 0 : options.maxFailures;
 
@@ -147,7 +150,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
 
   const runOne = async (tenant: Tenant): Promise<void> => {
     if (stopStarting || signal.aborted) {
-      const result = baseResult(tenant, "skipped", 0);
+      const result = { ...baseResult(tenant, "skipped", 0), reason: signal.aborted ? "interrupted" : stopStarting };
       results.set(tenant, result);
       finish(result);
       return;
@@ -164,14 +167,21 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
       if (outcome.recreated) result.recreated = outcome.recreated;
     } catch (error) {
       if (error instanceof TenantSkipped) {
-        result = baseResult(tenant, "skipped", 0);
+        // Its message names the school; the reason is what schools skipped alike share.
+        const reason = error.message.startsWith(`${tenant.database}: `)
+          ? error.message.slice(tenant.database.length + 2)
+          : error.message;
+        result = { ...baseResult(tenant, "skipped", 0), reason };
       } else {
         result = { ...baseResult(tenant, "failed", 0), error: redact(describeError(error)) };
         const partial = (error as { migrations?: unknown }).migrations;
         if (Array.isArray(partial)) result.migrations = partial as string[];
         failures++;
         if (maxFailures !== undefined && failures > maxFailures && !stopStarting) {
-          stopStarting = true;
+          stopStarting =
+            options.onError === "abort"
+              ? "a tenant failed (--on-error abort)"
+              : `more than --max-failures ${maxFailures} failed`;
           emit({
             type: "notice",
             message:
@@ -195,7 +205,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
   if (first.length > 0) {
     await runBounded(first, runOne, bounds);
     if (first.some((t) => results.get(t)?.result === "failed")) {
-      stopStarting = true;
+      stopStarting = "a canary tenant failed";
       emit({
         type: "notice",
         message: `a canary tenant failed: skipping the other ${rest.length}`,
