@@ -4,7 +4,7 @@ import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
-import { MigrationFolder } from "../core/migration-folder.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
 import { redact } from "../core/redact.js";
 import {
   type ChangedObject,
@@ -16,6 +16,7 @@ import {
 import { withScratchDatabase } from "../core/scratch-database.js";
 import { readApplied } from "../core/tenant.js";
 import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
+import { appMigrationFolder } from "./preflight.js";
 
 export interface DiffOptions extends FleetCommandOptions {
   /** A school (school_id or school_database) to compare with, instead of a scratch database migrated from the files. */
@@ -88,7 +89,7 @@ type Reading =
  */
 export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
   const { config } = options;
-  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  const folder = appMigrationFolder(config);
   return withCatalog(config, async (catalog) => {
     const all = await loadTenants(catalog);
     const tenants = chooseTenants(all, options);

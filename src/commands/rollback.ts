@@ -3,9 +3,9 @@ import { serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
 import { type FleetResult, runBounded } from "../core/fleet.js";
-import { MigrationFolder } from "../core/migration-folder.js";
 import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { appMigrationFolder } from "./preflight.js";
 
 export interface RollbackOptions extends FleetCommandOptions {
   allTenants?: boolean;
@@ -33,7 +33,7 @@ export function rollbackTenants(options: RollbackOptions): Promise<FleetResult> 
     );
   }
   if (mode.kind === "to") {
-    const folder = new MigrationFolder(options.config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+    const folder = appMigrationFolder(options.config);
     if (!folder.has(mode.name)) throw new UsageError(`--to: no migration file named ${mode.name} in ${folder.dir}`);
   }
   return runFleetCommand("rollback", options, (job) => rollbackTenant(job, mode), {

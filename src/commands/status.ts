@@ -1,9 +1,9 @@
 import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
 import { InterruptedError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
-import { MigrationFolder } from "../core/migration-folder.js";
 import { inspectTenant, type TenantStatus } from "../core/tenant.js";
 import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
+import { appMigrationFolder } from "./preflight.js";
 
 export interface FleetStatus {
   latest: string | null;
@@ -13,7 +13,7 @@ export interface FleetStatus {
 /** Per tenant: applied, pending and state, read without changing anything. */
 export async function fleetStatus(options: FleetCommandOptions): Promise<FleetStatus> {
   const { config } = options;
-  const folder = new MigrationFolder(config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  const folder = appMigrationFolder(config);
   return withCatalog(config, async (catalog) => {
     const all = await loadTenants(catalog);
     const tenants = chooseTenants(all, options);

@@ -4,9 +4,10 @@ import { type ConnectionSettings, serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError } from "../core/errors.js";
 import { quoteIdent } from "../core/identifiers.js";
-import { MigrationFolder } from "../core/migration-folder.js";
+import type { MigrationFolder } from "../core/migration-folder.js";
 import { migrationSetKey, PROVISION_LOCK_CLASS, templateName, templatePrefix } from "../core/template.js";
 import type { CommandOptions } from "./context.js";
+import { appMigrationFolder } from "./preflight.js";
 
 /** Whose a template is: this catalog's (its admin database), another existing one's, or nobody's any more. */
 export type TemplateOwner = "this-catalog" | "another-catalog" | "orphan";
@@ -124,7 +125,7 @@ async function readServer(server: Server, folder: MigrationFolder, key: string |
 async function readAll(
   options: CommandOptions,
 ): Promise<{ list: [Server, TemplateEntry[]][]; errors: TemplatesResult["errors"] }> {
-  const folder = new MigrationFolder(options.config.appMigrationsDir, "--app-migrations / APP_MIGRATIONS_DIR");
+  const folder = appMigrationFolder(options.config);
   // No migration files: no run builds a template, so none is current.
   const key = folder.names.length === 0 ? undefined : migrationSetKey(folder);
   const list: [Server, TemplateEntry[]][] = [];
