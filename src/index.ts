@@ -9,12 +9,6 @@ export {
   rollbackCatalog,
 } from "./commands/catalog.js";
 export {
-  type CommandOptions,
-  type FleetCommandOptions,
-  shardOf,
-  withServer,
-} from "./commands/context.js";
-export {
   type DiffGroup,
   type DiffOptions,
   type DiffReference,
@@ -28,11 +22,14 @@ export type { SimpleResult, SimpleTenantResult } from "./commands/each-tenant.js
 export { historyRuns, tenantHistory } from "./commands/history.js";
 export { type MakeOptions, makeMigration } from "./commands/make.js";
 export { migrateTenants } from "./commands/migrate.js";
+export type { CommandOptions, FleetCommandOptions } from "./commands/options.js";
 export {
   type ProvisionOptions,
   provisionTenants,
 } from "./commands/provision.js";
 export { type RollbackOptions, rollbackTenants } from "./commands/rollback.js";
+export { shardOf } from "./commands/selection.js";
+export { withServer } from "./commands/server.js";
 export { type FleetStatus, fleetStatus } from "./commands/status.js";
 export {
   listTemplates,

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { FleetCommandOptions } from "../commands/context.js";
+import type { FleetCommandOptions } from "../commands/options.js";
 import { type Config, type ConfigFlags, DEFAULT_CONCURRENCY, resolveConfig } from "../core/config.js";
 import type { ViewOptions } from "./ops-view.js";
 

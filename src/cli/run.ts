@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { withServer } from "../commands/context.js";
+import { withServer } from "../commands/server.js";
 import type { Config } from "../core/config.js";
 import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";

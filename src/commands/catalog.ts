@@ -3,7 +3,7 @@ import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog
 import { UsageError } from "../core/errors.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { checkMigrationFolder } from "./preflight.js";
 
 export interface CatalogMigrateResult {

@@ -1,7 +1,8 @@
 import { UsageError } from "../core/errors.js";
 import { AdminPools, dropDatabase } from "../core/tenant.js";
-import { type CommandOptions, requireSelection } from "./context.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
+import type { CommandOptions } from "./options.js";
+import { requireSelection } from "./selection.js";
 
 /** Drops tenant databases; refuses without `yes`. Catalog rows stay (status then says not-provisioned). */
 export async function dropTenants(

@@ -1,7 +1,7 @@
 import { loadTenants, selectTenants, withCatalog } from "../core/catalog.js";
 import { UsageError } from "../core/errors.js";
 import { type HistoryEntry, type RunEntry, readHistory, readRuns } from "../core/history.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 
 /** Past runs per tenant, newest first; `runId` (or a prefix of it) narrows to one run, `failed` to failures. */
 export async function tenantHistory(

@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import path from "node:path";
 import { BUNDLED_CATALOG_MIGRATIONS, type Config } from "../core/config.js";
 import { UsageError } from "../core/errors.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 
 export type MigrationExtension = "js" | "cjs" | "mjs" | "ts";
 

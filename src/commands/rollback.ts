@@ -4,8 +4,10 @@ import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
 import { type FleetResult, runBounded } from "../core/fleet.js";
 import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
-import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { type FleetRun, runFleetCommand } from "./fleet-command.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
+import { requireSelection } from "./selection.js";
 
 export interface RollbackOptions extends FleetCommandOptions {
   allTenants?: boolean;

@@ -6,7 +6,7 @@ import { describeError } from "../core/errors.js";
 import { quoteIdent } from "../core/identifiers.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { migrationSetKey, PROVISION_LOCK_CLASS, templateName, templatePrefix } from "../core/template.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
 
 /** Whose a template is: this catalog's (its admin database), another existing one's, or nobody's any more. */

@@ -7,7 +7,7 @@ import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
 import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import { adminKey, databasesOn } from "../core/tenant.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { provisionTenants } from "./provision.js";
 
