@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from "../core/config.js";
+import { DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from "../index.js";
 
 /** Examples shown under each command's --help, by command path ("tenants add"). */
 const EXAMPLES: Record<string, string[]> = {

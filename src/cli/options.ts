@@ -1,6 +1,11 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { FleetCommandOptions } from "../commands/options.js";
-import { type Config, type ConfigFlags, DEFAULT_CONCURRENCY, resolveConfig } from "../core/config.js";
+import {
+  type Config,
+  type ConfigFlags,
+  DEFAULT_CONCURRENCY,
+  type FleetCommandOptions,
+  resolveConfig,
+} from "../index.js";
 import type { ViewOptions } from "./ops-view.js";
 
 /** Options every command understands (they may stand before or after the command name). */

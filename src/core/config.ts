@@ -52,6 +52,8 @@ export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 export const DEFAULT_RETRIES = 10;
 export const DEFAULT_PG_LOCK_TIMEOUT_MS = 10_000;
+/** Relative to the working directory. */
+export const DEFAULT_APP_MIGRATIONS_DIR = "app_migrations";
 
 /** The catalog migrations shipped with the tool. */
 export const BUNDLED_CATALOG_MIGRATIONS = path.resolve(
@@ -94,7 +96,10 @@ export function resolveConfig(
     problems,
   );
 
-  const appMigrationsDir = path.resolve(cwd, pick(flags.appMigrations, "APP_MIGRATIONS_DIR") ?? "app_migrations");
+  const appMigrationsDir = path.resolve(
+    cwd,
+    pick(flags.appMigrations, "APP_MIGRATIONS_DIR") ?? DEFAULT_APP_MIGRATIONS_DIR,
+  );
   const catalogDirSetting = pick(flags.catalogMigrations, "CATALOG_MIGRATIONS_DIR");
   const localCatalogDir = path.resolve(cwd, "catalog_migrations");
   const catalogMigrationsDir = catalogDirSetting

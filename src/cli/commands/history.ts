@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { historyRuns, tenantHistory } from "../../commands/history.js";
-import type { HistoryEntry, RunEntry } from "../../core/history.js";
+import { type HistoryEntry, historyRuns, type RunEntry, tenantHistory } from "../../index.js";
 import { parsePositive } from "../options.js";
 import { describeMigrations, type Output, resultWord } from "../output.js";
 import { runAction } from "../run.js";
