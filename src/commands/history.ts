@@ -10,7 +10,16 @@ export const DEFAULT_RUNS_LIMIT = 20;
 
 /** Past runs per tenant, newest first; `runId` (or a prefix of it) narrows to one run, `failed` to failures. */
 export async function tenantHistory(
-  options: CommandOptions & { tenants?: string[]; limit?: number; runId?: string; failed?: boolean },
+  options: CommandOptions & {
+    /** school_id, school_database or school_name values. @default [] (every tenant) */
+    tenants?: string[];
+    /** At most this many entries. @default DEFAULT_HISTORY_LIMIT (50); every entry of the run with runId */
+    limit?: number;
+    /** One run's entries: its id or a prefix of it. @default undefined (every run) */
+    runId?: string;
+    /** Only the failures. @default false */
+    failed?: boolean;
+  },
 ): Promise<HistoryEntry[]> {
   return withCatalog(options.config, async (catalog) => {
     let ids: string[] | null = null;
@@ -26,7 +35,14 @@ export async function tenantHistory(
 }
 
 /** Runs, newest first, one entry each with its schools counted by result; or the one run `runId` names. */
-export async function historyRuns(options: CommandOptions & { limit?: number; runId?: string }): Promise<RunEntry[]> {
+export async function historyRuns(
+  options: CommandOptions & {
+    /** At most this many runs. @default DEFAULT_RUNS_LIMIT (20) */
+    limit?: number;
+    /** Only this run: its id or a prefix of it. @default undefined (the newest runs) */
+    runId?: string;
+  },
+): Promise<RunEntry[]> {
   return withCatalog(options.config, async (catalog) =>
     options.runId !== undefined
       ? [await findRun(catalog, options.runId)]

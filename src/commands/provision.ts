@@ -9,9 +9,9 @@ import { checkAppRole } from "./preflight.js";
 import { requireSelection } from "./selection.js";
 
 export interface ProvisionOptions extends FleetCommandOptions {
-  /** Every tenant whose database does not exist yet. */
+  /** Every tenant whose database does not exist yet. @default false */
   missing?: boolean;
-  /** Migrate an existing database that the tool did not make and knex never migrated (refused otherwise). */
+  /** Migrate an existing database that the tool did not make and knex never migrated (refused otherwise). @default false */
   adopt?: boolean;
 }
 

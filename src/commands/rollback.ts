@@ -10,14 +10,15 @@ import { appMigrationFolder } from "./preflight.js";
 import { requireSelection } from "./selection.js";
 
 export interface RollbackOptions extends FleetCommandOptions {
+  /** Every tenant in the catalog, instead of the named ones. @default false */
   allTenants?: boolean;
-  /** Undo this many batches (default 1). */
+  /** Undo this many batches. @default 1 (the last batch) */
   step?: number;
-  /** Undo every batch. */
+  /** Undo every batch. @default false */
   all?: boolean;
-  /** Undo until this migration is the newest applied. */
+  /** Undo until this migration is the newest applied. @default undefined (step decides) */
   to?: string;
-  /** Really roll back every tenant (`--all-tenants` refuses without it, unless nothing changes). */
+  /** Really roll back every tenant (`--all-tenants` refuses without it, unless nothing changes). @default false */
   yes?: boolean;
 }
 

@@ -164,7 +164,12 @@ function keepReason(template: TemplateEntry): string | undefined {
  * A template is dropped only under its advisory lock, held exclusively in its
  * admin database, so never while one of our runs copies or builds it.
  */
-export async function pruneTemplates(options: CommandOptions & { yes?: boolean }): Promise<PruneResult> {
+export async function pruneTemplates(
+  options: CommandOptions & {
+    /** Really drop them; without it nothing is dropped and `refused` is true. @default false */
+    yes?: boolean;
+  },
+): Promise<PruneResult> {
   const { list, errors } = await readAll(options);
   const templates: PrunedTemplate[] = [];
   for (const [server, entries] of list) {
