@@ -24,6 +24,7 @@ import { recreatedDatabases } from "./recreated.js";
 import { chooseTenants, rowProblems } from "./selection.js";
 import { checkServerIdentities } from "./server.js";
 
+/** What a fleet command's own steps (prepare, preflight) are given: the run's settings, folder, catalog and tenants. */
 export interface FleetRun {
   config: Config;
   folder: MigrationFolder;
