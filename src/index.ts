@@ -9,12 +9,6 @@ export {
   rollbackCatalog,
 } from "./commands/catalog.js";
 export {
-  type CommandOptions,
-  type FleetCommandOptions,
-  shardOf,
-  withServer,
-} from "./commands/context.js";
-export {
   type DiffGroup,
   type DiffOptions,
   type DiffReference,
@@ -25,48 +19,70 @@ export {
 } from "./commands/diff.js";
 export { dropTenants } from "./commands/drop.js";
 export type { SimpleResult, SimpleTenantResult } from "./commands/each-tenant.js";
-export { historyRuns, tenantHistory } from "./commands/history.js";
-export { type MakeOptions, makeMigration } from "./commands/make.js";
+export { DEFAULT_HISTORY_LIMIT, DEFAULT_RUNS_LIMIT, historyRuns, tenantHistory } from "./commands/history.js";
+export { type MakeOptions, type MigrationExtension, makeMigration } from "./commands/make.js";
 export { migrateTenants } from "./commands/migrate.js";
+export type { CommandOptions, FleetCommandOptions } from "./commands/options.js";
 export {
   type ProvisionOptions,
   provisionTenants,
 } from "./commands/provision.js";
 export { type RollbackOptions, rollbackTenants } from "./commands/rollback.js";
+export { shardOf } from "./commands/selection.js";
+export { withServer } from "./commands/server.js";
 export { type FleetStatus, fleetStatus } from "./commands/status.js";
 export {
   listTemplates,
+  type PruneAction,
   type PrunedTemplate,
   type PruneResult,
   pruneTemplates,
   type TemplateEntry,
+  type TemplateOwner,
   type TemplatesResult,
 } from "./commands/templates.js";
 export {
   type AddTenantOptions,
+  type AddTenantResult,
   addTenant,
   listTenants,
   type TenantListEntry,
 } from "./commands/tenants.js";
 export { unlockTenants } from "./commands/unlock.js";
 export type { Tenant } from "./core/catalog.js";
-export { type Config, type ConfigFlags, resolveConfig } from "./core/config.js";
+export {
+  type Config,
+  type ConfigFlags,
+  DEFAULT_APP_MIGRATIONS_DIR,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_PG_LOCK_TIMEOUT_MS,
+  DEFAULT_RETRIES,
+  resolveConfig,
+} from "./core/config.js";
 export {
   type ConnectionSettings,
   describeConnection,
 } from "./core/connection.js";
+export { retryWaitMs } from "./core/db.js";
 export {
   ConfigError,
+  describeError,
+  InterruptedError,
   TenantMigrateError,
   UsageError,
 } from "./core/errors.js";
-export type {
-  FleetEvent,
-  FleetResult,
-  FleetSummary,
-  TenantResult,
-  TenantResultKind,
+export {
+  countByResult,
+  type EmitEvent,
+  type FleetEvent,
+  type FleetResult,
+  type FleetSummary,
+  type RecreatedDatabase,
+  type TenantResult,
+  type TenantResultKind,
 } from "./core/fleet.js";
 export type { HistoryEntry, RunEntry } from "./core/history.js";
 export { redact } from "./core/redact.js";
+export type { ChangedObject, SchemaObject } from "./core/schema-fingerprint.js";
 export type { TenantState, TenantStatus } from "./core/tenant.js";

@@ -1,7 +1,7 @@
 // Shards, canaries, several servers, and the fleet runner's bounds.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { shardOf } from "../src/commands/context.ts";
+import { shardOf } from "../src/commands/selection.ts";
 import type { Tenant } from "../src/core/catalog.ts";
 import { runFleet } from "../src/core/fleet.ts";
 import {

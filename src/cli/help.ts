@@ -1,5 +1,16 @@
 import type { Command } from "commander";
-import { DEFAULT_CONCURRENCY, DEFAULT_RETRIES } from "../core/config.js";
+import {
+  DEFAULT_APP_MIGRATIONS_DIR,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_PG_LOCK_TIMEOUT_MS,
+  DEFAULT_RETRIES,
+} from "../index.js";
+
+/** A default duration as the flags take it: 60_000 → "60s". */
+export function seconds(ms: number): string {
+  return `${ms / 1000}s`;
+}
 
 /** Examples shown under each command's --help, by command path ("tenants add"). */
 const EXAMPLES: Record<string, string[]> = {
@@ -46,12 +57,12 @@ const EXAMPLES: Record<string, string[]> = {
 const ENVIRONMENT = `
 Environment (flag > environment > .env file > default):
   CATALOG_DATABASE_URL         catalog connection (or PGHOST, PGPORT, PGUSER, PGPASSWORD with CATALOG_DB)
-  APP_MIGRATIONS_DIR           app (tenant) migrations folder (default ./app_migrations)
+  APP_MIGRATIONS_DIR           app (tenant) migrations folder (default ./${DEFAULT_APP_MIGRATIONS_DIR})
   CATALOG_MIGRATIONS_DIR       catalog migrations folder
   TENANT_SERVERS               JSON object: server name -> URL without database
   TENANT_MIGRATE_CONCURRENCY   tenants at once, per server (default ${DEFAULT_CONCURRENCY})
-  TENANT_MIGRATE_LOCK_TIMEOUT  wait for another run on a tenant (default 60s)
-  TENANT_MIGRATE_PG_LOCK_TIMEOUT  PostgreSQL lock_timeout of each school's migration session (default 10s, 0 off)
+  TENANT_MIGRATE_LOCK_TIMEOUT  wait for another run on a tenant (default ${seconds(DEFAULT_LOCK_TIMEOUT_MS)})
+  TENANT_MIGRATE_PG_LOCK_TIMEOUT  PostgreSQL lock_timeout of each school's migration session (default ${seconds(DEFAULT_PG_LOCK_TIMEOUT_MS)}, 0 off)
   TENANT_MIGRATE_RETRIES       retries of a transient fault per tenant (default ${DEFAULT_RETRIES})
   TENANT_MIGRATE_APP_ROLE      role granted CONNECT and TEMP on new tenant databases
   TENANT_MIGRATE_EMBEDDED=1    run on an embedded PostgreSQL

@@ -1,6 +1,17 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { FleetCommandOptions } from "../commands/context.js";
-import { type Config, type ConfigFlags, DEFAULT_CONCURRENCY, resolveConfig } from "../core/config.js";
+import {
+  type Config,
+  type ConfigFlags,
+  DEFAULT_APP_MIGRATIONS_DIR,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_PG_LOCK_TIMEOUT_MS,
+  DEFAULT_RETRIES,
+  type FleetCommandOptions,
+  resolveConfig,
+  retryWaitMs,
+} from "../index.js";
+import { seconds } from "./help.js";
 import type { ViewOptions } from "./ops-view.js";
 
 /** Options every command understands (they may stand before or after the command name). */
@@ -9,26 +20,29 @@ export function addGlobalOptions(program: Command): Command {
     .option("--catalog-url <url>", "catalog connection URL (env CATALOG_DATABASE_URL)")
     .option(
       "--app-migrations <dir>",
-      "app (tenant) migrations folder (env APP_MIGRATIONS_DIR; default ./app_migrations)",
+      `app (tenant) migrations folder (env APP_MIGRATIONS_DIR; default ./${DEFAULT_APP_MIGRATIONS_DIR})`,
     )
     .option("--catalog-migrations <dir>", "catalog migrations folder (env CATALOG_MIGRATIONS_DIR)")
     .option(
       "--concurrency <n>",
       `tenants at once, per server (env TENANT_MIGRATE_CONCURRENCY; default ${DEFAULT_CONCURRENCY})`,
     )
-    .option("--lock-timeout <duration>", "how long to wait for another run on a tenant, e.g. 60s (default 60s)")
+    .option(
+      "--lock-timeout <duration>",
+      `how long to wait for another run on a tenant, e.g. 60s (env TENANT_MIGRATE_LOCK_TIMEOUT; default ${seconds(DEFAULT_LOCK_TIMEOUT_MS)})`,
+    )
     .option(
       "--pg-lock-timeout <duration>",
-      "PostgreSQL lock_timeout of each school's migration session, 0 off (env TENANT_MIGRATE_PG_LOCK_TIMEOUT; default 10s)",
+      `PostgreSQL lock_timeout of each school's migration session, 0 off (env TENANT_MIGRATE_PG_LOCK_TIMEOUT; default ${seconds(DEFAULT_PG_LOCK_TIMEOUT_MS)})`,
     )
 
     .option(
       "--retries <n>",
-      "retries of a transient fault per tenant (env TENANT_MIGRATE_RETRIES; default 10, about 37 s in all)",
+      `retries of a transient fault per tenant (env TENANT_MIGRATE_RETRIES; default ${DEFAULT_RETRIES}, about ${Math.floor(retryWaitMs(DEFAULT_RETRIES) / 1000)} s in all)`,
     )
     .option("--app-role <role>", "role granted CONNECT and TEMP on new tenant databases (env TENANT_MIGRATE_APP_ROLE)")
     .option("--embedded", "run on an embedded PostgreSQL kept under .tenant-migrate/ (env TENANT_MIGRATE_EMBEDDED=1)")
-    .option("--env-file <path>", "read settings from this file instead of ./.env")
+    .option("--env-file <path>", "read settings from this file instead of ./.env (env TENANT_MIGRATE_ENV_FILE)")
     .option(
       "--template",
       "provision new tenants by copying a template database with every migration applied (env TENANT_MIGRATE_TEMPLATE=1)",

@@ -1,8 +1,7 @@
 import { fstatSync } from "node:fs";
 import { Chalk, type ChalkInstance } from "chalk";
 import type { Ora } from "ora";
-import { countByResult, type FleetEvent, type FleetResult, type TenantResult } from "../core/fleet.js";
-import { redact } from "../core/redact.js";
+import { countByResult, type FleetEvent, type FleetResult, redact, type TenantResult } from "../index.js";
 import { describeCause, failureCause } from "./causes.js";
 import { safe } from "./safe.js";
 

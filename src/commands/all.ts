@@ -2,10 +2,12 @@ import { loadTenants, withCatalog } from "../core/catalog.js";
 import type { FleetResult } from "../core/fleet.js";
 import { migrateTenant } from "../core/tenant.js";
 import { migrateCatalog } from "./catalog.js";
-import { chooseTenants, type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { runFleetCommand } from "./fleet-command.js";
 import { checkRehearse } from "./migrate.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { rehearseFleet } from "./rehearse.js";
+import { chooseTenants } from "./selection.js";
 
 export interface AllResult extends FleetResult {
   catalog: { migrations: string[] };

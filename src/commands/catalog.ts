@@ -3,7 +3,7 @@ import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog
 import { UsageError } from "../core/errors.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { readApplied } from "../core/tenant.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { checkMigrationFolder } from "./preflight.js";
 
 export interface CatalogMigrateResult {
@@ -14,7 +14,12 @@ export interface CatalogMigrateResult {
  * Brings the catalog to its latest migration (knex's migrate.latest). An
  * up-to-date catalog is settled with one query, before knex is even loaded.
  */
-export async function migrateCatalog(options: CommandOptions & { dryRun?: boolean }): Promise<CatalogMigrateResult> {
+export async function migrateCatalog(
+  options: CommandOptions & {
+    /** Return the pending migrations; run none. @default false */
+    dryRun?: boolean;
+  },
+): Promise<CatalogMigrateResult> {
   const folder = catalogFolder(options.config);
   const { pending, unknown } = await readCatalogStatus(options, folder);
   if (unknown.length > 0) {
@@ -37,7 +42,12 @@ export async function migrateCatalog(options: CommandOptions & { dryRun?: boolea
 }
 
 /** Undoes the catalog's last batch, or every batch with `all`. */
-export async function rollbackCatalog(options: CommandOptions & { all?: boolean }): Promise<CatalogMigrateResult> {
+export async function rollbackCatalog(
+  options: CommandOptions & {
+    /** Undo every batch instead of the last one. @default false */
+    all?: boolean;
+  },
+): Promise<CatalogMigrateResult> {
   return withCatalogMigrator(
     options.config,
     async (db, folder) => {

@@ -15,11 +15,13 @@ import {
 } from "../core/schema-fingerprint.js";
 import { withScratchDatabase } from "../core/scratch-database.js";
 import { readApplied } from "../core/tenant.js";
-import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
+import { chooseTenants, rowProblems } from "./selection.js";
+import { serverOfTenant } from "./server.js";
 
 export interface DiffOptions extends FleetCommandOptions {
-  /** A school (school_id or school_database) to compare with, instead of a scratch database migrated from the files. */
+  /** A school (school_id, school_database or school_name) to compare with. @default undefined (a scratch database migrated from the files) */
   against?: string | undefined;
 }
 

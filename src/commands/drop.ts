@@ -1,11 +1,17 @@
 import { UsageError } from "../core/errors.js";
 import { AdminPools, dropDatabase } from "../core/tenant.js";
-import { type CommandOptions, requireSelection } from "./context.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
+import type { CommandOptions } from "./options.js";
+import { requireSelection } from "./selection.js";
 
 /** Drops tenant databases; refuses without `yes`. Catalog rows stay (status then says not-provisioned). */
 export async function dropTenants(
-  options: CommandOptions & { tenants: string[]; yes?: boolean },
+  options: CommandOptions & {
+    /** school_id, school_database or school_name values. */
+    tenants: string[];
+    /** Really drop them (refused without it, exit 2). @default false */
+    yes?: boolean;
+  },
 ): Promise<SimpleResult> {
   requireSelection(options.tenants, null, "name the tenants whose databases to drop");
   if (!options.yes) {

@@ -1,7 +1,8 @@
 import { loadTenants, placeTenant, selectTenants, type TenantPlacement, withCatalog } from "../core/catalog.js";
 import { describeError } from "../core/errors.js";
 import { redact } from "../core/redact.js";
-import { type CommandOptions, rowProblems } from "./context.js";
+import type { CommandOptions } from "./options.js";
+import { rowProblems } from "./selection.js";
 
 export interface SimpleTenantResult {
   id: string;

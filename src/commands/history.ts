@@ -1,11 +1,25 @@
 import { loadTenants, selectTenants, withCatalog } from "../core/catalog.js";
 import { UsageError } from "../core/errors.js";
 import { type HistoryEntry, type RunEntry, readHistory, readRuns } from "../core/history.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
+
+/** History entries `tenantHistory` returns when no limit is given (every one of a run named by `runId`). */
+export const DEFAULT_HISTORY_LIMIT = 50;
+/** Runs `historyRuns` returns when no limit is given. */
+export const DEFAULT_RUNS_LIMIT = 20;
 
 /** Past runs per tenant, newest first; `runId` (or a prefix of it) narrows to one run, `failed` to failures. */
 export async function tenantHistory(
-  options: CommandOptions & { tenants?: string[]; limit?: number; runId?: string; failed?: boolean },
+  options: CommandOptions & {
+    /** school_id, school_database or school_name values. @default [] (every tenant) */
+    tenants?: string[];
+    /** At most this many entries. @default DEFAULT_HISTORY_LIMIT (50); every entry of the run with runId */
+    limit?: number;
+    /** One run's entries: its id or a prefix of it. @default undefined (every run) */
+    runId?: string;
+    /** Only the failures. @default false */
+    failed?: boolean;
+  },
 ): Promise<HistoryEntry[]> {
   return withCatalog(options.config, async (catalog) => {
     let ids: string[] | null = null;
@@ -15,15 +29,24 @@ export async function tenantHistory(
     let runId = options.runId;
     if (runId !== undefined) runId = (await findRun(catalog, runId)).runId;
     // One run's details are all of its schools, however many.
-    const limit = options.limit ?? (runId !== undefined ? 1_000_000 : 50);
+    const limit = options.limit ?? (runId !== undefined ? 1_000_000 : DEFAULT_HISTORY_LIMIT);
     return readHistory(catalog, ids, limit, { runId, failed: options.failed });
   });
 }
 
 /** Runs, newest first, one entry each with its schools counted by result; or the one run `runId` names. */
-export async function historyRuns(options: CommandOptions & { limit?: number; runId?: string }): Promise<RunEntry[]> {
+export async function historyRuns(
+  options: CommandOptions & {
+    /** At most this many runs. @default DEFAULT_RUNS_LIMIT (20) */
+    limit?: number;
+    /** Only this run: its id or a prefix of it. @default undefined (the newest runs) */
+    runId?: string;
+  },
+): Promise<RunEntry[]> {
   return withCatalog(options.config, async (catalog) =>
-    options.runId !== undefined ? [await findRun(catalog, options.runId)] : readRuns(catalog, options.limit ?? 20),
+    options.runId !== undefined
+      ? [await findRun(catalog, options.runId)]
+      : readRuns(catalog, options.limit ?? DEFAULT_RUNS_LIMIT),
   );
 }
 

@@ -2,17 +2,17 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import path from "node:path";
 import { BUNDLED_CATALOG_MIGRATIONS, type Config } from "../core/config.js";
 import { UsageError } from "../core/errors.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 
 export type MigrationExtension = "js" | "cjs" | "mjs" | "ts";
 
 export interface MakeOptions extends CommandOptions {
   name: string;
-  /** A catalog migration instead of an app migration. */
+  /** A catalog migration instead of an app migration. @default false */
   catalog?: boolean;
-  /** File type; by default the one most files in the folder have, else js. */
+  /** File type. @default the one most files in the folder have, else "js" */
   extension?: MigrationExtension;
-  /** For tests and reproducible output. */
+  /** The file's timestamp; for tests and reproducible output. @default new Date() */
   now?: Date;
 }
 

@@ -1,7 +1,8 @@
 import { UsageError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet.js";
 import { migrateTenant } from "../core/tenant.js";
-import { type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { runFleetCommand } from "./fleet-command.js";
+import type { FleetCommandOptions } from "./options.js";
 import { rehearseFleet } from "./rehearse.js";
 
 /** Migrates the named tenants (all when none is named) to the latest app migration. */

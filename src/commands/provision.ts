@@ -3,13 +3,15 @@ import { withClient } from "../core/db.js";
 import type { FleetResult } from "../core/fleet.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
-import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { type FleetRun, runFleetCommand } from "./fleet-command.js";
+import type { FleetCommandOptions } from "./options.js";
 import { checkAppRole } from "./preflight.js";
+import { requireSelection } from "./selection.js";
 
 export interface ProvisionOptions extends FleetCommandOptions {
-  /** Every tenant whose database does not exist yet. */
+  /** Every tenant whose database does not exist yet. @default false */
   missing?: boolean;
-  /** Migrate an existing database that the tool did not make and knex never migrated (refused otherwise). */
+  /** Migrate an existing database that the tool did not make and knex never migrated (refused otherwise). @default false */
   adopt?: boolean;
 }
 

@@ -1,6 +1,7 @@
 import type { FleetResult } from "../core/fleet.js";
 import { NotProvisioned, rehearseTenant } from "../core/rehearse.js";
-import { type FleetCommandOptions, runFleetCommand } from "./context.js";
+import { runFleetCommand } from "./fleet-command.js";
+import type { FleetCommandOptions } from "./options.js";
 
 /**
  * migrate --rehearse, all --rehearse: every chosen school's pending

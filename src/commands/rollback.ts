@@ -4,18 +4,21 @@ import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
 import { type FleetResult, runBounded } from "../core/fleet.js";
 import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
-import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
+import { type FleetRun, runFleetCommand } from "./fleet-command.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
+import { requireSelection } from "./selection.js";
 
 export interface RollbackOptions extends FleetCommandOptions {
+  /** Every tenant in the catalog, instead of the named ones. @default false */
   allTenants?: boolean;
-  /** Undo this many batches (default 1). */
+  /** Undo this many batches. @default 1 (the last batch) */
   step?: number;
-  /** Undo every batch. */
+  /** Undo every batch. @default false */
   all?: boolean;
-  /** Undo until this migration is the newest applied. */
+  /** Undo until this migration is the newest applied. @default undefined (step decides) */
   to?: string;
-  /** Really roll back every tenant (`--all-tenants` refuses without it, unless nothing changes). */
+  /** Really roll back every tenant (`--all-tenants` refuses without it, unless nothing changes). @default false */
   yes?: boolean;
 }
 

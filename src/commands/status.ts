@@ -2,8 +2,10 @@ import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
 import { InterruptedError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import { inspectTenant, type TenantStatus } from "../core/tenant.js";
-import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
+import { chooseTenants, rowProblems } from "./selection.js";
+import { serverOfTenant } from "./server.js";
 
 export interface FleetStatus {
   latest: string | null;

@@ -6,7 +6,7 @@ import { describeError } from "../core/errors.js";
 import { quoteIdent } from "../core/identifiers.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { migrationSetKey, PROVISION_LOCK_CLASS, templateName, templatePrefix } from "../core/template.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
 
 /** Whose a template is: this catalog's (its admin database), another existing one's, or nobody's any more. */
@@ -164,7 +164,12 @@ function keepReason(template: TemplateEntry): string | undefined {
  * A template is dropped only under its advisory lock, held exclusively in its
  * admin database, so never while one of our runs copies or builds it.
  */
-export async function pruneTemplates(options: CommandOptions & { yes?: boolean }): Promise<PruneResult> {
+export async function pruneTemplates(
+  options: CommandOptions & {
+    /** Really drop them; without it nothing is dropped and `refused` is true. @default false */
+    yes?: boolean;
+  },
+): Promise<PruneResult> {
   const { list, errors } = await readAll(options);
   const templates: PrunedTemplate[] = [];
   for (const [server, entries] of list) {

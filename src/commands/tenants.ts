@@ -7,7 +7,7 @@ import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
 import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import { adminKey, databasesOn } from "../core/tenant.js";
-import type { CommandOptions } from "./context.js";
+import type { CommandOptions } from "./options.js";
 import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { provisionTenants } from "./provision.js";
 
@@ -55,11 +55,15 @@ export async function listTenants(options: CommandOptions): Promise<TenantListEn
 }
 
 export interface AddTenantOptions extends CommandOptions {
+  /** The school's name, e.g. "Lincoln High". */
   name: string;
+  /** Its database. @default derived from the name, e.g. "lincoln_high" */
   database?: string;
+  /** A server named in TENANT_SERVERS. @default undefined (the catalog's server) */
   server?: string;
+  /** Create and migrate its database now. @default false */
   provision?: boolean;
-  /** With provision: accept an existing database that the tool did not make and knex never migrated. */
+  /** With provision: accept an existing database that the tool did not make and knex never migrated. @default false */
   adopt?: boolean;
 }
 

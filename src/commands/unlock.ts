@@ -1,6 +1,7 @@
 import { unlockTenant } from "../core/tenant.js";
-import { type CommandOptions, requireSelection } from "./context.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
+import type { CommandOptions } from "./options.js";
+import { requireSelection } from "./selection.js";
 
 /**
  * Releases knex's lock flag left by a dead process. A tenant that a live run

@@ -8,19 +8,33 @@ import { hashProblems, valuesCutAtHash } from "./env-comments.js";
 import { ConfigError } from "./errors.js";
 import { addSecret } from "./redact.js";
 
-/** Flags as the CLI (or an API caller) gives them; every field optional. */
+/**
+ * Flags as the CLI (or an API caller) gives them; every field optional. An
+ * unset (or empty) flag falls back to its environment variable, then the
+ * `.env` file, then the default named here.
+ */
 export interface ConfigFlags {
+  /** Catalog connection URL. @default CATALOG_DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGPASSWORD with database CATALOG_DB or "catalog" */
   catalogUrl?: string;
+  /** App (tenant) migrations folder, relative to the working directory. @default APP_MIGRATIONS_DIR, else "app_migrations" (DEFAULT_APP_MIGRATIONS_DIR) */
   appMigrations?: string;
+  /** Catalog migrations folder. @default CATALOG_MIGRATIONS_DIR, else ./catalog_migrations if it is a directory, else the bundled one */
   catalogMigrations?: string;
+  /** Tenants at once, per server. @default TENANT_MIGRATE_CONCURRENCY, else 8 (DEFAULT_CONCURRENCY) */
   concurrency?: string | number;
+  /** Wait for another run on a tenant: "60", "60s", "500ms", "2m"; a number is seconds. @default TENANT_MIGRATE_LOCK_TIMEOUT, else 60 s (DEFAULT_LOCK_TIMEOUT_MS) */
   lockTimeout?: string | number;
+  /** PostgreSQL lock_timeout of each tenant's migration session, as lockTimeout; 0 is off. @default TENANT_MIGRATE_PG_LOCK_TIMEOUT, else 10 s (DEFAULT_PG_LOCK_TIMEOUT_MS) */
   pgLockTimeout?: string | number;
+  /** Retries of a transient fault per tenant. @default TENANT_MIGRATE_RETRIES, else 10 (DEFAULT_RETRIES) */
   retries?: string | number;
+  /** Role granted CONNECT and TEMP on new tenant databases. @default TENANT_MIGRATE_APP_ROLE, else none (owner only) */
   appRole?: string;
+  /** Run on an embedded PostgreSQL (true turns it on; false leaves it to the variable). @default TENANT_MIGRATE_EMBEDDED, else false */
   embedded?: boolean;
+  /** Settings file, relative to the working directory; one named must exist. @default TENANT_MIGRATE_ENV_FILE, else ".env" when it exists */
   envFile?: string;
-  /** true: provision new tenants by copying a template database; false: by running their migrations (the default). */
+  /** true: provision new tenants by copying a template database; false: by running their migrations. @default TENANT_MIGRATE_TEMPLATE, else false */
   template?: boolean;
 }
 
@@ -52,6 +66,8 @@ export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_LOCK_TIMEOUT_MS = 60_000;
 export const DEFAULT_RETRIES = 10;
 export const DEFAULT_PG_LOCK_TIMEOUT_MS = 10_000;
+/** Relative to the working directory. */
+export const DEFAULT_APP_MIGRATIONS_DIR = "app_migrations";
 
 /** The catalog migrations shipped with the tool. */
 export const BUNDLED_CATALOG_MIGRATIONS = path.resolve(
@@ -94,7 +110,10 @@ export function resolveConfig(
     problems,
   );
 
-  const appMigrationsDir = path.resolve(cwd, pick(flags.appMigrations, "APP_MIGRATIONS_DIR") ?? "app_migrations");
+  const appMigrationsDir = path.resolve(
+    cwd,
+    pick(flags.appMigrations, "APP_MIGRATIONS_DIR") ?? DEFAULT_APP_MIGRATIONS_DIR,
+  );
   const catalogDirSetting = pick(flags.catalogMigrations, "CATALOG_MIGRATIONS_DIR");
   const localCatalogDir = path.resolve(cwd, "catalog_migrations");
   const catalogMigrationsDir = catalogDirSetting

@@ -187,6 +187,15 @@ export interface RetryOptions {
 export const RETRY_BASE_DELAY_MS = 500;
 const RETRY_MAX_DELAY_MS = 5000;
 
+/** About how long `retries` retries wait in all with the default backoff (its jitter averages out). */
+export function retryWaitMs(retries: number): number {
+  let total = 0;
+  for (let attempt = 1; attempt <= retries; attempt++) {
+    total += Math.min(RETRY_MAX_DELAY_MS, RETRY_BASE_DELAY_MS * 2 ** (attempt - 1));
+  }
+  return total;
+}
+
 /** Runs `fn`, trying transient faults again with bounded exponential backoff. */
 export async function withRetries<T>(fn: () => Promise<T>, options: RetryOptions): Promise<T> {
   const busyDeadline = Date.now() + (options.busyTimeoutMs ?? 60_000);

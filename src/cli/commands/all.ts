@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { migrateAll } from "../../commands/all.js";
+import { migrateAll } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 

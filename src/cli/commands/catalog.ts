@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { catalogStatus, migrateCatalog, rollbackCatalog } from "../../commands/catalog.js";
+import { catalogStatus, migrateCatalog, rollbackCatalog } from "../../index.js";
 import { noticesTo } from "../output.js";
 import { runAction } from "../run.js";
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { type FleetDiff, fleetDiff, type TenantDiff } from "../../commands/diff.js";
+import { type FleetDiff, fleetDiff, type TenantDiff } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
 import type { Output } from "../output.js";
 import { runAction } from "../run.js";

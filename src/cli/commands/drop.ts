@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { dropTenants } from "../../commands/drop.js";
+import { dropTenants } from "../../index.js";
 import { printSimpleResult } from "../output.js";
 import { runAction } from "../run.js";
 

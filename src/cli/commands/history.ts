@@ -1,6 +1,12 @@
 import type { Command } from "commander";
-import { historyRuns, tenantHistory } from "../../commands/history.js";
-import type { HistoryEntry, RunEntry } from "../../core/history.js";
+import {
+  DEFAULT_HISTORY_LIMIT,
+  DEFAULT_RUNS_LIMIT,
+  type HistoryEntry,
+  historyRuns,
+  type RunEntry,
+  tenantHistory,
+} from "../../index.js";
 import { parsePositive } from "../options.js";
 import { describeMigrations, type Output, resultWord } from "../output.js";
 import { runAction } from "../run.js";
@@ -18,7 +24,11 @@ export function registerHistory(program: Command): void {
   program
     .command("history")
     .argument("[tenants...]", "school_id, school_database or school_name values; all tenants when none is named")
-    .option("--limit <n>", "at most n entries (default 50; 20 runs with --runs)", parsePositive("--limit"))
+    .option(
+      "--limit <n>",
+      `at most n entries (default ${DEFAULT_HISTORY_LIMIT}; ${DEFAULT_RUNS_LIMIT} runs with --runs)`,
+      parsePositive("--limit"),
+    )
     .option("--run <id>", "every school of one run (its id, or the first 8 characters of it)")
     .option("--failed", "only the failures")
     .option("--runs", "one line per run: when, command, schools by result, host")

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { type MigrationExtension, makeMigration } from "../../commands/make.js";
+import { type MigrationExtension, makeMigration } from "../../index.js";
 import { runAction } from "../run.js";
 
 export function registerMake(program: Command): void {

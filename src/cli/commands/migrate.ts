@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { migrateTenants } from "../../commands/migrate.js";
+import { migrateTenants } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { provisionTenants } from "../../commands/provision.js";
+import { provisionTenants } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { rollbackTenants } from "../../commands/rollback.js";
+import { rollbackTenants } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 

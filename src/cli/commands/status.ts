@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { fleetStatus } from "../../commands/status.js";
-import type { TenantStatus } from "../../core/tenant.js";
+import { fleetStatus, type TenantStatus } from "../../index.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
 import type { Output } from "../output.js";
 import { runAction } from "../run.js";

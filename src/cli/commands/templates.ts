@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { listTemplates, type PrunedTemplate, pruneTemplates, type TemplateEntry } from "../../commands/templates.js";
+import { listTemplates, type PrunedTemplate, pruneTemplates, type TemplateEntry } from "../../index.js";
 import { alignColumns, type Output } from "../output.js";
 import { runAction } from "../run.js";
 

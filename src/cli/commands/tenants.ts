@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { addTenant, listTenants } from "../../commands/tenants.js";
+import { addTenant, listTenants } from "../../index.js";
 import { alignColumns, summaryLine, tenantLine } from "../output.js";
 import { runAction } from "../run.js";
 import { safe } from "../safe.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { unlockTenants } from "../../commands/unlock.js";
+import { unlockTenants } from "../../index.js";
 import { printSimpleResult } from "../output.js";
 import { runAction } from "../run.js";
 

@@ -1,118 +1,30 @@
-import { createHash } from "node:crypto";
 import type pg from "pg";
 import {
   catalogSettings,
   connectCatalog,
   loadTenants,
   placeTenant,
-  selectTenants,
   type Tenant,
   type TenantPlacement,
   withCatalog,
 } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
-import { describeConnection, serverKey } from "../core/connection.js";
+import { describeConnection } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
-import { startEmbedded } from "../core/embedded.js";
-import { describeError, UsageError } from "../core/errors.js";
+import { describeError } from "../core/errors.js";
 import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/fleet.js";
 import { runFleet } from "../core/fleet.js";
 import { HistoryRecorder } from "../core/history.js";
-import { databaseNameProblem } from "../core/identifiers.js";
 import { retryLockWaits } from "../core/lock-wait.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
-import { reservedDatabaseProblem } from "../core/reserved.js";
-import {
-  identifyServers,
-  possibleAliases,
-  type ServerIdentities,
-  sameDatabaseProblems,
-} from "../core/server-identity.js";
 import { AdminPools, type TenantJob } from "../core/tenant.js";
+import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
 import { recreatedDatabases } from "./recreated.js";
+import { chooseTenants, rowProblems } from "./selection.js";
+import { checkServerIdentities } from "./server.js";
 
-/** Options every command takes. */
-export interface CommandOptions {
-  config: Config;
-  /** Structured progress events; none by default. */
-  onEvent?: EmitEvent | undefined;
-  /** Aborting stops new tenants from starting; those in flight finish. */
-  signal?: AbortSignal | undefined;
-}
-
-/** Options of the fleet commands (provision, migrate, all, rollback, status). */
-export interface FleetCommandOptions extends CommandOptions {
-  /** school_id or school_database values; all tenants when empty. */
-  tenants?: string[] | undefined;
-  onError?: "continue" | "abort" | undefined;
-  dryRun?: boolean | undefined;
-  /** Only the index-th (1-based) of count disjoint slices of the tenants. */
-  shard?: { index: number; count: number } | undefined;
-  canary?: number | undefined;
-  /** Once more than this many tenants have failed, no new tenant starts; the rest are skipped. */
-  maxFailures?: number | undefined;
-  /** migrate, all: run each tenant's pending migrations in one transaction, then roll it back (no history). */
-  rehearse?: boolean | undefined;
-}
-
-/**
- * Runs `fn` with the embedded PostgreSQL started when the config asks for it
- * (and stopped afterwards, also on error); otherwise just runs it.
- */
-export async function withServer<T>(config: Config, fn: (config: Config) => Promise<T>): Promise<T> {
-  if (!config.embedded || config.catalog) return fn(config);
-  const server = await startEmbedded(config.cwd, config.catalogDatabase);
-  try {
-    return await fn({ ...config, catalog: server.settings });
-  } finally {
-    await server.stop();
-  }
-}
-
-/** Stable slice of the tenants: a tenant's slice depends on its school_id alone. */
-export function shardOf(tenantId: string, count: number): number {
-  const digest = createHash("sha256").update(tenantId).digest();
-  return (digest.readUInt32BE(0) % count) + 1;
-}
-
-/** Tenants selected by name, then by shard. */
-export function chooseTenants(all: Tenant[], options: FleetCommandOptions): Tenant[] {
-  const named = selectTenants(all, options.tenants ?? []);
-  const shard = options.shard;
-  if (!shard) return named;
-  return named.filter((t) => shardOf(t.id, shard.count) === shard.index);
-}
-
-/**
- * Why a catalog row cannot be worked on, checked before any SQL reaches its
- * database: a bad or reserved name, a database named by two rows.
- */
-export function rowProblems(all: Tenant[], config: Config): Map<string, string> {
-  const problems = new Map<string, string>();
-  const seen = new Map<string, Tenant[]>();
-  for (const tenant of all) {
-    const key = `${tenant.server ?? ""}\u0000${tenant.database}`;
-    seen.set(key, [...(seen.get(key) ?? []), tenant]);
-  }
-  for (const tenant of all) {
-    const problem = databaseNameProblem(tenant.database) ?? reservedDatabaseProblem(tenant.database, config);
-    if (problem) {
-      problems.set(tenant.id, `school ${tenant.id}: ${problem}`);
-      continue;
-    }
-    const sharing = seen.get(`${tenant.server ?? ""}\u0000${tenant.database}`) ?? [];
-    if (sharing.length > 1) {
-      const others = sharing.filter((t) => t !== tenant).map((t) => t.id);
-      problems.set(
-        tenant.id,
-        `school ${tenant.id}: database "${tenant.database}" is also named by school ${others.join(", ")}`,
-      );
-    }
-  }
-  return problems;
-}
-
+/** What a fleet command's own steps (prepare, preflight) are given: the run's settings, folder, catalog and tenants. */
 export interface FleetRun {
   config: Config;
   folder: MigrationFolder;
@@ -257,38 +169,6 @@ export async function runFleetCommand(
   });
 }
 
-/**
- * Reads the identity of the servers the run will use, and adds to `problems`
- * the rows that reach one database through two spellings of one server.
- */
-async function checkServerIdentities(
-  config: Config,
-  catalog: pg.Client,
-  allTenants: Tenant[],
-  placements: Map<Tenant, TenantPlacement | Error>,
-  problems: Map<string, string>,
-  signal: AbortSignal | undefined,
-): Promise<ServerIdentities> {
-  const placed: [Tenant, TenantPlacement][] = [];
-  for (const tenant of allTenants) {
-    if (problems.has(tenant.id)) continue;
-    try {
-      placed.push([tenant, placeTenant(config, tenant)]);
-    } catch {
-      // fails alone with its placement error
-    }
-  }
-  const mustKnow = possibleAliases(placed);
-  const used = [...placements.values()].filter((p): p is TenantPlacement => !(p instanceof Error));
-  const servers = await identifyServers(
-    [...used, ...placed.filter(([, p]) => mustKnow.has(serverKey(p.admin))).map(([, p]) => p)],
-    { settings: catalogSettings(config), client: catalog },
-    { retries: config.retries, signal, mustKnow },
-  );
-  for (const [id, problem] of sameDatabaseProblems(placed, servers)) problems.set(id, problem);
-  return servers;
-}
-
 /** History is bookkeeping: a catalog role that cannot create its table still migrates, with a notice. */
 async function startHistory(
   catalog: pg.Client,
@@ -306,26 +186,4 @@ async function startHistory(
     warnings.push(message);
     return undefined;
   }
-}
-
-/** Tenants named, or the command's all-of-them flag (`flag`), exactly one of the two. */
-export function requireSelection(
-  names: string[] | undefined,
-  all: { flag: string; set: boolean } | null,
-  what: string,
-): void {
-  const named = (names?.length ?? 0) > 0;
-  if (!named && !all?.set) throw new UsageError(what);
-  if (named && all?.set) throw new UsageError(`name tenants or use ${all.flag}, not both`);
-}
-
-/** The server a tenant's connection goes to, for per-server bounds on reads (status, diff); "?" when it has none. */
-export function serverOfTenant(config: Config): (tenant: Tenant) => string {
-  return (tenant) => {
-    try {
-      return serverKey(placeTenant(config, tenant).admin);
-    } catch {
-      return "?";
-    }
-  };
 }
