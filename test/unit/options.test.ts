@@ -1,5 +1,6 @@
 // The fleet commands' option parsing, without running a command.
 import assert from "node:assert/strict";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import {
@@ -11,7 +12,10 @@ import {
   parseShard,
   viewOptionsFrom,
 } from "../../src/cli/options.ts";
+import { checkRehearse } from "../../src/commands/migrate.ts";
+import { type RollbackOptions, rollbackTenants } from "../../src/commands/rollback.ts";
 import type { Config } from "../../src/core/config.ts";
+import { UsageError } from "../../src/core/errors.ts";
 
 /** The InvalidArgumentError `fn` throws, or a failed assertion. */
 function invalid(fn: () => unknown): InvalidArgumentError {
@@ -169,5 +173,45 @@ describe("fleetOptionsFrom and viewOptionsFrom", () => {
     assert.equal(view.rerun?.(["5"]), "tenant-migrate rollback 5 --step 2 --dry-run --rehearse");
     assert.equal(view.onError, "abort");
     assert.equal(view.verbose && view.quiet && view.dryRun && view.rehearse, true);
+  });
+});
+
+describe("a command's own checks, before any connection", () => {
+  const config = { appMigrationsDir: path.resolve("app_migrations") } as Config;
+  /** rollbackTenants refuses these options at once with this UsageError (it never reaches the catalog). */
+  const refuses = (options: Partial<RollbackOptions>, message: string) =>
+    assert.throws(
+      () => rollbackTenants({ config, ...options }),
+      (error: unknown) => error instanceof UsageError && error.message === message,
+      message,
+    );
+
+  it("rollback needs tenant names or --all-tenants, and --yes for the whole fleet", () => {
+    refuses({}, "rollback needs tenant names or --all-tenants (it never rolls back the whole fleet by default)");
+    refuses({ tenants: ["1"], allTenants: true }, "name tenants or use --all-tenants, not both");
+    assert.throws(
+      () => rollbackTenants({ config, allTenants: true }),
+      /^UsageError: refusing to roll back every tenant without --yes: /,
+    );
+  });
+
+  it("rollback takes one of --step, --all and --to; --step of 1 or more; --to naming a file of the folder", () => {
+    for (const [options, message] of [
+      [{ step: 2, all: true }, "use only one of --step, --all and --to"],
+      [{ all: true, to: "x.js" }, "use only one of --step, --all and --to"],
+      [{ step: 0 }, "--step must be a whole number of 1 or more"],
+      [{ step: 1.5 }, "--step must be a whole number of 1 or more"],
+      [{ to: "nope.js" }, `--to: no migration file named nope.js in ${config.appMigrationsDir}`],
+    ] as [Partial<RollbackOptions>, string][]) {
+      refuses({ tenants: ["1"], ...options }, message);
+    }
+  });
+
+  it("--rehearse and --dry-run exclude each other", () => {
+    assert.throws(() => checkRehearse({ config, rehearse: true, dryRun: true }), {
+      message: "use --rehearse or --dry-run, not both",
+    });
+    assert.doesNotThrow(() => checkRehearse({ config, rehearse: true }));
+    assert.doesNotThrow(() => checkRehearse({ config, dryRun: true }));
   });
 });
