@@ -106,12 +106,11 @@ describe("chooseTenants", () => {
   });
 
   it("shards the named tenants only", () => {
-    const named = ["1", "2", "3"];
-    const chosen = chooseTenants(FLEET, { config: config(), tenants: named, shard: { index: 1, count: 2 } });
-    // shardOf: "1" -> 2, "2" -> 1, "3" -> ?; only ids among the named with shard 1.
-    assert.ok(chosen.some((t) => t.id === "2"));
-    assert.ok(!chosen.some((t) => t.id === "1"));
-    for (const t of chosen) assert.ok(named.includes(t.id) && shardOf(t.id, 2) === 1);
+    // With 2 shards: "2" is in slice 1; "1", "3", and the unnamed "4" and "5" are in slice 2.
+    const slice = (index: number) =>
+      chooseTenants(FLEET, { config: config(), tenants: ["3", "2", "1"], shard: { index, count: 2 } }).map((t) => t.id);
+    assert.deepEqual(slice(1), ["2"]);
+    assert.deepEqual(slice(2), ["3", "1"]);
   });
 });
 
