@@ -128,11 +128,15 @@ export function sameDatabaseProblems(
       );
     }
   }
-  const aliases = possibleAliases(placed);
+  // The server names that name each database: a row fails only when its own database is also named elsewhere.
+  const serverNames = new Map<string, Set<string>>();
+  for (const [tenant] of placed) {
+    serverNames.set(tenant.database, (serverNames.get(tenant.database) ?? new Set()).add(tenant.server ?? ""));
+  }
   for (const [tenant, placement] of placed) {
     const key = serverKey(placement.admin);
     const why = identities.unknown.get(key);
-    if (why === undefined || !aliases.has(key) || problems.has(tenant.id)) continue;
+    if (why === undefined || (serverNames.get(tenant.database)?.size ?? 0) < 2 || problems.has(tenant.id)) continue;
     problems.set(
       tenant.id,
       `school ${tenant.id}: database "${tenant.database}" is also named by a school on another server, and the server at ${key} could not be asked whether it is the same one: ${why}`,

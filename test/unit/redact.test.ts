@@ -2,9 +2,9 @@
 // as much, what is left exactly as it was.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { describeError } from "../src/core/errors.ts";
-import { addSecret, redact } from "../src/core/redact.ts";
-import { withoutStatementLiterals } from "../src/core/sql-literals.ts";
+import { describeError } from "../../src/core/errors.ts";
+import { addSecret, redact } from "../../src/core/redact.ts";
+import { withoutStatementLiterals } from "../../src/core/sql-literals.ts";
 
 addSecret("lunch");
 addSecret("p@ss:w0rd!");
