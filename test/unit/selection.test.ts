@@ -2,7 +2,8 @@
 // selection by name, shards, row checks, placement on servers, aliases.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { chooseTenants, requireSelection, rowProblems, serverOfTenant, shardOf } from "../../src/commands/context.ts";
+import { chooseTenants, requireSelection, rowProblems, shardOf } from "../../src/commands/selection.ts";
+import { serverOfTenant } from "../../src/commands/server.ts";
 import { closestTenantName, placeTenant, selectTenants, type Tenant } from "../../src/core/catalog.ts";
 import type { Config } from "../../src/core/config.ts";
 import type { ConnectionSettings } from "../../src/core/connection.ts";
