@@ -26,21 +26,27 @@ export function failureCause(
     text = where[2] ?? "";
   }
   let sqlstate: string | undefined;
-  text = text.replace(/ \(SQLSTATE ([0-9A-Z]{5})\)/, (_all, code: string) => {
+  // The server's message ends where the SQLSTATE stands; detail and hint, which may hold " - ", follow it.
+  let messageEnd = text.length;
+  text = text.replace(/ \(SQLSTATE ([0-9A-Z]{5})\)/, (_all, code: string, at: number) => {
     sqlstate = code;
+    messageEnd = at;
     return "";
   });
   // knex puts the failed statement before the server's message ("create table … - relation … exists").
   if (!options.withStatement) {
     const statement =
       /^\s*(?:select|insert|update|delete|create|alter|drop|grant|revoke|comment|with|truncate|do)\b[\s\S]* - /i;
-    const cut = statement.exec(text);
-    if (cut) text = text.slice(text.lastIndexOf(" - ") + 3);
+    const separator = text.lastIndexOf(" - ", messageEnd - 3);
+    if (statement.test(text) && separator >= 0) text = text.slice(separator + 3);
   }
   if (options.firstLineOnly) text = text.split(/\r?\n/, 1)[0] ?? "";
   if (options.generic) {
     text = text.replace(new RegExp(`^school ${escapeRegExp(result.id)}: `), "");
-    if (result.database.length > 0) text = text.split(result.database).join("<school>");
+    // The database's name as a whole word only: a school whose database is "b" leaves "database" alone.
+    if (result.database.length > 0) {
+      text = text.replace(new RegExp(`(?<![\\w$])${escapeRegExp(result.database)}(?![\\w$])`, "g"), "<school>");
+    }
     text = text.replace(/provision \S+`/g, "provision <id>`");
   }
   return { migration: migration === undefined ? undefined : safe(migration), sqlstate, message: safe(text) };
