@@ -4,6 +4,7 @@ import { type ConnectionSettings, describeConnection, withDatabase } from "./con
 import { acquireAdvisoryLock, clearStaleKnexLock, openClient, withKnex, withRetries } from "./db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "./errors.js";
 import type { EmitEvent } from "./fleet.js";
+import { CATALOG_LOCK_KEY } from "./lock-keys.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
 
@@ -260,6 +261,3 @@ async function catalogMigrator<T>(
     return fn(db, folder);
   });
 }
-
-/** Advisory lock keys are per database; these two never collide with a tenant's. */
-export const CATALOG_LOCK_KEY = 7_465_767_001;

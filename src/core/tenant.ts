@@ -7,6 +7,7 @@ import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex
 import { describeError, errorCode } from "./errors.js";
 import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
+import { PROVISION_LOCK_CLASS, TENANT_LOCK_KEY } from "./lock-keys.js";
 import { explainLockWait, setLockTimeout } from "./lock-wait.js";
 import type { MigrationFolder } from "./migration-folder.js";
 import {
@@ -21,14 +22,7 @@ import {
   pgExec,
   readDatabaseMark,
 } from "./provisioning.js";
-import { createFromTemplate, ensureTemplate, PROVISION_LOCK_CLASS } from "./template.js";
-
-/**
- * Session advisory lock held by the run working on a tenant. PostgreSQL frees
- * it when the session ends, so a killed run never leaves it behind, and it is
- * scoped to the tenant's database.
- */
-export const TENANT_LOCK_KEY = 7_465_767_000;
+import { createFromTemplate, ensureTemplate } from "./template.js";
 
 export interface AppliedMigration {
   name: string;
