@@ -1,5 +1,5 @@
 import type { Tenant } from "./catalog.js";
-import { describeError } from "./errors.js";
+import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
 import { redact } from "./redact.js";
 
 export type TenantResultKind =
@@ -99,9 +99,6 @@ export interface TenantOutcome {
   recreated?: RecreatedDatabase;
 }
 
-/** Thrown by tenant work that stopped before changing anything (an interrupt): the result is `skipped`. */
-export class TenantSkipped extends Error {}
-
 export interface TenantWorkContext {
   emit: EmitEvent;
   signal: AbortSignal;
@@ -174,8 +171,7 @@ export async function runFleet(tenants: Tenant[], work: TenantWork, options: Fle
         result = { ...baseResult(tenant, "skipped", 0), reason };
       } else {
         result = { ...baseResult(tenant, "failed", 0), error: redact(describeError(error)) };
-        const partial = (error as { migrations?: unknown }).migrations;
-        if (Array.isArray(partial)) result.migrations = partial as string[];
+        if (error instanceof TenantWorkError) result.migrations = error.migrations;
         failures++;
         if (maxFailures !== undefined && failures > maxFailures && !stopStarting) {
           stopStarting =

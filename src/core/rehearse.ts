@@ -3,8 +3,8 @@
 // knex's own migrator inside one transaction that is always rolled back.
 import type { Knex } from "knex";
 import { clearStaleKnexLock } from "./db.js";
-import { describeError } from "./errors.js";
-import { type TenantOutcome, TenantSkipped } from "./fleet.js";
+import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
+import type { TenantOutcome } from "./fleet.js";
 import { ClosedDatabaseError } from "./provisioning.js";
 import {
   everyMigrationTransactional,
@@ -12,7 +12,6 @@ import {
   peek,
   readApplied,
   type TenantJob,
-  TenantWorkError,
   unknownMigrations,
   unknownMigrationsError,
   withTenantLock,

@@ -4,8 +4,8 @@ import type { Tenant, TenantPlacement } from "./catalog.js";
 import { editedMigrations, forgetChecksum, readChecksums, recordChecksum } from "./checksums.js";
 import type { ConnectionSettings } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex } from "./db.js";
-import { describeError, errorCode } from "./errors.js";
-import { type EmitEvent, type TenantOutcome, TenantSkipped } from "./fleet.js";
+import { describeError, errorCode, TenantSkipped, TenantWorkError } from "./errors.js";
+import type { EmitEvent, TenantOutcome } from "./fleet.js";
 import { quoteIdent } from "./identifiers.js";
 import { PROVISION_LOCK_CLASS, TENANT_LOCK_KEY } from "./lock-keys.js";
 import { explainLockWait, setLockTimeout } from "./lock-wait.js";
@@ -45,17 +45,6 @@ export interface TenantJob {
   /** Aborted on SIGINT/SIGTERM: a tenant still waiting for another run's lock gives up, as `skipped`. */
   signal?: AbortSignal | undefined;
   dryRun: boolean;
-}
-
-/** A failure that carries the migrations that did take effect before it. */
-export class TenantWorkError extends Error {
-  constructor(
-    message: string,
-    readonly migrations: string[],
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /** The applied migrations, oldest first; none when knex's table does not exist yet. */
