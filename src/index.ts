@@ -49,7 +49,6 @@ export {
   type TenantListEntry,
 } from "./commands/tenants.js";
 export { unlockTenants } from "./commands/unlock.js";
-export type { Tenant } from "./core/catalog.js";
 export { type Config, type ConfigFlags, resolveConfig } from "./core/config.js";
 export {
   type ConnectionSettings,
@@ -64,9 +63,10 @@ export type {
   FleetEvent,
   FleetResult,
   FleetSummary,
+  Tenant,
   TenantResult,
   TenantResultKind,
-} from "./core/fleet.js";
+} from "./core/fleet-types.js";
 export type { HistoryEntry, RunEntry } from "./core/history.js";
 export { redact } from "./core/redact.js";
 export type { TenantState, TenantStatus } from "./core/tenant.js";

@@ -1,4 +1,4 @@
-import type { TenantResult } from "../core/fleet.js";
+import type { TenantResult } from "../core/fleet-types.js";
 import { safe } from "./safe.js";
 
 /** Why a tenant failed, split the way failures are grouped: migration, SQLSTATE, message. */

@@ -1,4 +1,4 @@
-import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet.js";
+import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet-types.js";
 import { describeCause, type FailureCause, failureCause } from "./causes.js";
 import { type Output, summaryLine, tenantLine } from "./output.js";
 import { safe } from "./safe.js";

@@ -1,7 +1,8 @@
 import { fstatSync } from "node:fs";
 import { Chalk, type ChalkInstance } from "chalk";
 import type { Ora } from "ora";
-import { countByResult, type FleetEvent, type FleetResult, type TenantResult } from "../core/fleet.js";
+import { countByResult } from "../core/fleet.js";
+import type { FleetEvent, FleetResult, TenantResult } from "../core/fleet-types.js";
 import { redact } from "../core/redact.js";
 import { describeCause, failureCause } from "./causes.js";
 import { safe } from "./safe.js";

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { withServer } from "../commands/context.js";
 import type { Config } from "../core/config.js";
 import { describeError, InterruptedError, TenantMigrateError } from "../core/errors.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult } from "../core/fleet-types.js";
 import { redact } from "../core/redact.js";
 import { routeStdoutToStderr } from "./json-stdout.js";
 import { FleetView, type ViewOptions } from "./ops-view.js";

@@ -1,5 +1,5 @@
 import { loadTenants, withCatalog } from "../core/catalog.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult } from "../core/fleet-types.js";
 import { migrateTenant } from "../core/tenant.js";
 import { migrateCatalog } from "./catalog.js";
 import { chooseTenants, type FleetCommandOptions, runFleetCommand } from "./context.js";

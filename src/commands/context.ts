@@ -6,7 +6,6 @@ import {
   loadTenants,
   placeTenant,
   selectTenants,
-  type Tenant,
   type TenantPlacement,
   withCatalog,
 } from "../core/catalog.js";
@@ -15,8 +14,8 @@ import { describeConnection, serverKey } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
 import { startEmbedded } from "../core/embedded.js";
 import { describeError, UsageError } from "../core/errors.js";
-import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/fleet.js";
 import { runFleet } from "../core/fleet.js";
+import type { EmitEvent, FleetEvent, FleetResult, Tenant, TenantOutcome } from "../core/fleet-types.js";
 import { HistoryRecorder } from "../core/history.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { retryLockWaits } from "../core/lock-wait.js";

@@ -1,9 +1,10 @@
 import type pg from "pg";
-import { catalogSettings, loadTenants, placeTenant, selectTenants, type Tenant, withCatalog } from "../core/catalog.js";
+import { catalogSettings, loadTenants, placeTenant, selectTenants, withCatalog } from "../core/catalog.js";
 import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
+import type { Tenant } from "../core/fleet-types.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { redact } from "../core/redact.js";
 import {

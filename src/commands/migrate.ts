@@ -1,5 +1,5 @@
 import { UsageError } from "../core/errors.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult } from "../core/fleet-types.js";
 import { migrateTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, runFleetCommand } from "./context.js";
 import { rehearseFleet } from "./rehearse.js";

@@ -1,6 +1,6 @@
-import { placeTenant, type Tenant } from "../core/catalog.js";
+import { placeTenant } from "../core/catalog.js";
 import { withClient } from "../core/db.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";

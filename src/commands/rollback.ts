@@ -1,8 +1,9 @@
-import { placeTenant, type Tenant } from "../core/catalog.js";
+import { placeTenant } from "../core/catalog.js";
 import { serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
-import { type FleetResult, runBounded } from "../core/fleet.js";
+import { runBounded } from "../core/fleet.js";
+import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
 import { appMigrationFolder } from "./preflight.js";

@@ -3,19 +3,10 @@ import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, openClient, withKnex, withRetries } from "./db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "./errors.js";
-import type { EmitEvent } from "./fleet.js";
+import type { EmitEvent, Tenant } from "./fleet-types.js";
 import { CATALOG_LOCK_KEY } from "./lock-keys.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
-
-/** One catalog row: a school and where its database lives. */
-export interface Tenant {
-  id: string;
-  name: string;
-  database: string;
-  /** A name from TENANT_SERVERS, or null for the catalog's own server. */
-  server: string | null;
-}
 
 export function catalogSettings(config: Config): ConnectionSettings {
   if (!config.catalog) throw new UsageError("no catalog connection (the embedded server has not started)");

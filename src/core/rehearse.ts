@@ -4,7 +4,7 @@
 import type { Knex } from "knex";
 import { clearStaleKnexLock } from "./db.js";
 import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
-import type { TenantOutcome } from "./fleet.js";
+import type { TenantOutcome } from "./fleet-types.js";
 import { ClosedDatabaseError } from "./provisioning.js";
 import {
   everyMigrationTransactional,

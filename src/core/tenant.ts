@@ -1,11 +1,11 @@
 import type { Knex } from "knex";
 import type pg from "pg";
-import type { Tenant, TenantPlacement } from "./catalog.js";
+import type { TenantPlacement } from "./catalog.js";
 import { editedMigrations, forgetChecksum, readChecksums, recordChecksum } from "./checksums.js";
 import type { ConnectionSettings } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, toolPool, withClient, withKnex } from "./db.js";
 import { describeError, errorCode, TenantSkipped, TenantWorkError } from "./errors.js";
-import type { EmitEvent, TenantOutcome } from "./fleet.js";
+import type { EmitEvent, Tenant, TenantOutcome } from "./fleet-types.js";
 import { quoteIdent } from "./identifiers.js";
 import { PROVISION_LOCK_CLASS, TENANT_LOCK_KEY } from "./lock-keys.js";
 import { explainLockWait, setLockTimeout } from "./lock-wait.js";
