@@ -69,4 +69,4 @@ export type {
 } from "./core/fleet-types.js";
 export type { HistoryEntry, RunEntry } from "./core/history.js";
 export { redact } from "./core/redact.js";
-export type { TenantState, TenantStatus } from "./core/tenant.js";
+export type { TenantState, TenantStatus } from "./core/tenant-status.js";

@@ -21,13 +21,14 @@ import { databaseNameProblem } from "../core/identifiers.js";
 import { retryLockWaits } from "../core/lock-wait.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
+import { AdminPools } from "../core/server-admin.js";
 import {
   identifyServers,
   possibleAliases,
   type ServerIdentities,
   sameDatabaseProblems,
 } from "../core/server-identity.js";
-import { AdminPools, type TenantJob } from "../core/tenant.js";
+import type { TenantJob } from "../core/tenant-job.js";
 import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
 import { recreatedDatabases } from "./recreated.js";
 

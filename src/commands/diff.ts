@@ -5,6 +5,7 @@ import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import type { Tenant } from "../core/fleet-types.js";
+import { readApplied } from "../core/knex-state.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { redact } from "../core/redact.js";
 import {
@@ -15,7 +16,6 @@ import {
   type SchemaObject,
 } from "../core/schema-fingerprint.js";
 import { withScratchDatabase } from "../core/scratch-database.js";
-import { readApplied } from "../core/tenant.js";
 import { chooseTenants, type FleetCommandOptions, rowProblems, serverOfTenant } from "./context.js";
 import { appMigrationFolder } from "./preflight.js";
 

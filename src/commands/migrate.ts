@@ -1,6 +1,6 @@
 import { UsageError } from "../core/errors.js";
 import type { FleetResult } from "../core/fleet-types.js";
-import { migrateTenant } from "../core/tenant.js";
+import { migrateTenant } from "../core/tenant-work.js";
 import { type FleetCommandOptions, runFleetCommand } from "./context.js";
 import { rehearseFleet } from "./rehearse.js";
 

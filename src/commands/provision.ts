@@ -2,7 +2,8 @@ import { placeTenant } from "../core/catalog.js";
 import { withClient } from "../core/db.js";
 import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { databaseNameProblem } from "../core/identifiers.js";
-import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
+import { adminKey, databasesOn } from "../core/server-admin.js";
+import { migrateTenant } from "../core/tenant-work.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
 import { checkAppRole } from "./preflight.js";
 

@@ -4,7 +4,8 @@ import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import type { FleetResult, Tenant } from "../core/fleet-types.js";
-import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
+import { readApplied } from "../core/knex-state.js";
+import { emptiesTenant, type RollbackMode, rollbackTenant } from "../core/tenant-work.js";
 import { type FleetCommandOptions, type FleetRun, requireSelection, runFleetCommand } from "./context.js";
 import { appMigrationFolder } from "./preflight.js";
 

@@ -6,7 +6,7 @@ import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
 import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
-import { adminKey, databasesOn } from "../core/tenant.js";
+import { adminKey, databasesOn } from "../core/server-admin.js";
 import type { CommandOptions } from "./context.js";
 import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { provisionTenants } from "./provision.js";

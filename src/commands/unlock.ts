@@ -1,4 +1,4 @@
-import { unlockTenant } from "../core/tenant.js";
+import { unlockTenant } from "../core/tenant-lock.js";
 import { type CommandOptions, requireSelection } from "./context.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
 

@@ -5,17 +5,11 @@ import type { Knex } from "knex";
 import { clearStaleKnexLock } from "./db.js";
 import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
 import type { TenantOutcome } from "./fleet-types.js";
+import { type Peek, peek, readApplied, unknownMigrations, unknownMigrationsError } from "./knex-state.js";
 import { ClosedDatabaseError } from "./provisioning.js";
-import {
-  everyMigrationTransactional,
-  type Peek,
-  peek,
-  readApplied,
-  type TenantJob,
-  unknownMigrations,
-  unknownMigrationsError,
-  withTenantLock,
-} from "./tenant.js";
+import type { TenantJob } from "./tenant-job.js";
+import { withTenantLock } from "./tenant-lock.js";
+import { everyMigrationTransactional } from "./tenant-work.js";
 
 /** A school whose database does not exist yet: nothing to rehearse (the real run creates it). */
 export class NotProvisioned extends TenantSkipped {}

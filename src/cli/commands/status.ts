@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { fleetStatus } from "../../commands/status.js";
-import type { TenantStatus } from "../../core/tenant.js";
+import type { TenantStatus } from "../../core/tenant-status.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom } from "../options.js";
 import type { Output } from "../output.js";
 import { runAction } from "../run.js";
