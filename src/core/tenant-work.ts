@@ -111,41 +111,51 @@ function noticeEdited(job: TenantJob, edited: string[]): void {
 
 /** knex's own migrate.latest, with events per migration and errors that name the file. */
 async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
-  const completed: string[] = [];
-  let current: string | undefined;
   // knex runs the batch in one transaction when every *pending* migration allows it: decide the same way.
   const applied = new Set((await readApplied(db)).map((m) => m.name));
   const pending = job.folder.names.filter((name) => !applied.has(name));
   const allTransactional = await everyMigrationTransactional(job.folder, pending);
+  const run = trackedRun(job, "up");
   try {
-    const [, log] = await db.migrate.latest({
-      migrationSource: job.folder,
-      beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
-        current = migration?.name;
-        if (current) job.emit({ type: "migration-started", tenant: job.tenant, name: current, direction: "up" });
-      },
-      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
-        if (!migration) return;
-        // In the migration's own transaction: the checksum commits with it or not at all.
-        await recordChecksum(trx, job.folder, migration.name);
-        completed.push(migration.name);
-        job.emit({
-          type: "migration",
-          tenant: job.tenant,
-          name: migration.name,
-          direction: "up",
-        });
-      },
-    } as Knex.MigratorConfig);
+    const [, log] = await db.migrate.latest(run.config);
     return log as string[];
   } catch (error) {
     // knex ran the batch in one transaction when it could: then nothing stayed applied.
-    const stayed = allTransactional ? [] : completed;
-    const where = current ? `migration ${current} failed: ` : "";
-    throw new TenantWorkError(`${where}${describeError(error)}`, stayed, {
-      cause: error,
-    });
+    throw run.failure(error, allTransactional);
   }
+}
+
+/**
+ * knex's migrator config for one tenant's run in `direction`, with what both
+ * migrate and rollback need: an event before and after each migration, the
+ * tool's checksum recorded (up) or forgotten (down) in the migration's own
+ * transaction, the list of migrations done, and a failure that names the
+ * migration and carries what stayed done.
+ */
+function trackedRun(job: TenantJob, direction: "up" | "down") {
+  const done: string[] = [];
+  let current: string | undefined;
+  const config = {
+    migrationSource: job.folder,
+    beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
+      current = migration?.name;
+      if (current) job.emit({ type: "migration-started", tenant: job.tenant, name: current, direction });
+    },
+    afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
+      if (!migration) return;
+      // In the migration's own transaction: the checksum commits with it or not at all.
+      if (direction === "up") await recordChecksum(trx, job.folder, migration.name);
+      else await forgetChecksum(trx, migration.name);
+      done.push(migration.name);
+      job.emit({ type: "migration", tenant: job.tenant, name: migration.name, direction });
+    },
+  } as Knex.MigratorConfig;
+  /** `error` as a TenantWorkError; in one transaction nothing stayed done, otherwise what knex finished did. */
+  const failure = (error: unknown, oneTransaction: boolean) => {
+    const where = current ? `${direction === "up" ? "migration" : "rollback of"} ${current} failed: ` : "";
+    return new TenantWorkError(`${where}${describeError(error)}`, oneTransaction ? [] : done, { cause: error });
+  };
+  return { config, done, failure };
 }
 
 export type RollbackMode =
@@ -212,21 +222,8 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     if (emptiesTenant(applied, mode)) throw emptiesTenantError(job.tenant.database);
     const toUndo = planRollback(applied, mode);
     if (toUndo.length === 0) return [];
-    const undone: string[] = [];
-    let current: string | undefined;
-    const config = {
-      migrationSource: job.folder,
-      beforeEach: async (_trx: Knex, [migration]: { name: string }[]) => {
-        current = migration?.name;
-        if (current) job.emit({ type: "migration-started", tenant: job.tenant, name: current, direction: "down" });
-      },
-      afterEach: async (trx: Knex, [migration]: { name: string }[]) => {
-        if (!migration) return;
-        await forgetChecksum(trx, migration.name);
-        undone.push(migration.name);
-        job.emit({ type: "migration", tenant: job.tenant, name: migration.name, direction: "down" });
-      },
-    } as Knex.MigratorConfig;
+    const run = trackedRun(job, "down");
+    const { config, done: undone } = run;
     // knex's rollback undoes a whole batch per call (one lock and one set of checks); --to goes file by file.
     const undo = async (trx: Knex) => {
       if (mode.kind === "to") {
@@ -243,9 +240,7 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     try {
       return oneTransaction ? await db.transaction(undo) : await undo(db);
     } catch (error) {
-      // In one transaction nothing stayed rolled back; otherwise what knex finished did.
-      const where = current ? `rollback of ${current} failed: ` : "";
-      throw new TenantWorkError(`${where}${describeError(error)}`, oneTransaction ? [] : undone, { cause: error });
+      throw run.failure(error, oneTransaction);
     }
   });
   return rolledBack.length > 0
