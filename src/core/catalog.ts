@@ -169,7 +169,11 @@ export interface TenantPlacement {
   settings: ConnectionSettings;
   /** The server's administrative connection (CREATE/DROP DATABASE). */
   admin: ConnectionSettings;
-  /** Server label for results and per-server concurrency. */
+  /**
+   * The server's name for messages: its TENANT_SERVERS name, or "catalog".
+   * Not a key: results carry the tenant's own `server`, and concurrency is
+   * bounded per server identity (see server-admin.ts for the notions of a server).
+   */
   serverName: string;
 }
 

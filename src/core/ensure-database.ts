@@ -18,8 +18,11 @@ import type { TenantJob } from "./tenant-job.js";
  * killed run left closed. A database an operator closed is never opened
  * (ClosedDatabaseError). Runs that provision the same database take turns
  * (GRANT and ALTER DATABASE fail when two sessions change one database at
- * once). `ready`: it exists and is not the tool's to finish; otherwise the
- * caller runs the migrations and then finishProvisioning.
+ * once). With `useTemplate`, a missing database is copied from the server's
+ * template instead (the same marks), and finished at once. `ready`: it
+ * exists and is not the tool's to finish; otherwise the caller runs the
+ * migrations and then finishProvisioning, unless `fromTemplate` (copied and
+ * finished here: nothing is left to run). `created`: this call created it.
  */
 export async function ensureDatabase(
   job: TenantJob,

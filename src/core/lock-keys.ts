@@ -23,8 +23,6 @@ export const TENANT_LOCK_KEY = 7_465_767_000;
 /**
  * Single key, in the catalog database: held for the session while a run
  * migrates the catalog, so that pipelines starting at once take turns.
- * Distinct from TENANT_LOCK_KEY in case a catalog database is also migrated
- * as a tenant.
  */
 export const CATALOG_LOCK_KEY = 7_465_767_001;
 

@@ -11,7 +11,7 @@ import type { TenantJob } from "./tenant-job.js";
 import { withTenantLock } from "./tenant-lock.js";
 import { everyMigrationTransactional } from "./tenant-work.js";
 
-/** A school whose database does not exist yet: nothing to rehearse (the real run creates it). */
+/** A school whose database does not exist yet or is not finished: nothing to rehearse (the real run provisions it). */
 export class NotProvisioned extends TenantSkipped {}
 
 /** Thrown inside the rehearsal's transaction once every migration ran, so that knex rolls it back. */
@@ -22,7 +22,7 @@ class RollBackRehearsal extends Error {
 }
 
 export interface RehearseOptions {
-  /** `all`: a school not provisioned yet is skipped; `migrate`: it fails, as the real migrate does. */
+  /** true (`all`): a school not provisioned yet is skipped; false (`migrate`): it fails, as the real migrate does. */
   provision: boolean;
   /** Called with each school's pending migrations that run outside a transaction. */
   onNotRehearsable?: (files: string[]) => void;

@@ -1,3 +1,22 @@
+// A server's administrative side for one run: pooled admin connections
+// (CREATE/DROP DATABASE), which databases it has, its template.
+//
+// Four notions of "a server", none interchangeable:
+// - adminKey (here): one admin connection, host:port/admin database/role.
+//   Templates and scratch databases are named per admin database and role,
+//   and their locks live in the admin database, so two catalogs on one server
+//   get a pool, a database list and a template each.
+// - serverKey (connection.ts): a server as it is reached, host:port. Two
+//   spellings of one server (an alias, localhost and 127.0.0.1) are two keys.
+//   Reads (status, diff, rollback) are bounded per key; it also names a
+//   server in messages and indexes the identities below.
+// - The server identity (server-identity.ts): what the server says it is
+//   (system identifier, port, start time), read once per serverKey per run.
+//   Fleet runs bound concurrency by it, and rows on two spellings of one
+//   server that name one database are refused.
+// - serverName (TenantPlacement, catalog.ts): a label for messages, the
+//   TENANT_SERVERS name or "catalog"; never a key. Results carry the row's
+//   own school_server (Tenant.server, null for the catalog's server).
 import type pg from "pg";
 import type { ConnectionSettings } from "./connection.js";
 import { toolPool } from "./db.js";
@@ -19,14 +38,18 @@ export async function databasesOn(
   return new Set(rows.map((r) => r.datname));
 }
 
-/** Identifies a server's admin connection: tenants sharing it share a pool and one database list. */
+/**
+ * One admin connection (server, admin database and role): tenants sharing it
+ * share a pool, one database list and one template. Unlike serverKey, two
+ * admin databases on one server are two keys (see the top of this file).
+ */
 export function adminKey(settings: ConnectionSettings): string {
   return `${settings.host}:${settings.port}/${settings.database}/${settings.user}`;
 }
 
 /**
- * Administrative connections per server (CREATE/DROP DATABASE), pooled for the
- * run. Fleet runs use one per admin database, so that the run holds at most
+ * Administrative connections (CREATE/DROP DATABASE), pooled for the run per
+ * adminKey. Fleet runs use one per admin database, so that the run holds at most
  * `--concurrency` + 2 connections per server: one per tenant worker (a worker
  * never holds a tenant connection while it waits for the admin one), the
  * admin connection (open, maybe idle, for the run) and the catalog's.

@@ -18,7 +18,8 @@ import { withTenantLock } from "./tenant-lock.js";
 
 /**
  * Brings one tenant to the latest migration, creating its database first when
- * `provision` is set. An up-to-date tenant costs one connection and one query.
+ * `provision` is set. An up-to-date tenant costs one connection and two round
+ * trips (knex's state, then the tool's checksums: see peek).
  */
 export async function migrateTenant(
   job: TenantJob,
@@ -200,7 +201,8 @@ function emptiesTenantError(database: string): Error {
 }
 
 /**
- * Undoes batches on one tenant with knex's migrator. When every migration
+ * Undoes migrations on one tenant with knex's migrator: whole batches, or
+ * file by file down to `--to`. When every migration
  * involved is transactional, the whole rollback runs in one transaction, so a
  * process killed half-way leaves the tenant as it was.
  */
