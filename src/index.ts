@@ -49,7 +49,6 @@ export {
   type TenantListEntry,
 } from "./commands/tenants.js";
 export { unlockTenants } from "./commands/unlock.js";
-export type { Tenant } from "./core/catalog.js";
 export {
   type Config,
   type ConfigFlags,
@@ -72,17 +71,18 @@ export {
   TenantMigrateError,
   UsageError,
 } from "./core/errors.js";
-export {
-  countByResult,
-  type EmitEvent,
-  type FleetEvent,
-  type FleetResult,
-  type FleetSummary,
-  type RecreatedDatabase,
-  type TenantResult,
-  type TenantResultKind,
-} from "./core/fleet.js";
+export { countByResult } from "./core/fleet.js";
+export type {
+  EmitEvent,
+  FleetEvent,
+  FleetResult,
+  FleetSummary,
+  RecreatedDatabase,
+  Tenant,
+  TenantResult,
+  TenantResultKind,
+} from "./core/fleet-types.js";
 export type { HistoryEntry, RunEntry } from "./core/history.js";
 export { redact } from "./core/redact.js";
 export type { ChangedObject, SchemaObject } from "./core/schema-fingerprint.js";
-export type { TenantState, TenantStatus } from "./core/tenant.js";
+export type { TenantState, TenantStatus } from "./core/tenant-status.js";

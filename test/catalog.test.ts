@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { CATALOG_LOCK_KEY } from "../src/core/catalog.ts";
+import { CATALOG_LOCK_KEY } from "../src/core/lock-keys.ts";
 import {
   appliedMigrations,
   assertUpAndDown,

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { shardOf } from "../src/commands/selection.ts";
-import type { Tenant } from "../src/core/catalog.ts";
 import { runFleet } from "../src/core/fleet.ts";
+import type { Tenant } from "../src/core/fleet-types.ts";
 import {
   appliedMigrations,
   databaseExists,

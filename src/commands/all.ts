@@ -1,6 +1,6 @@
 import { loadTenants, withCatalog } from "../core/catalog.js";
-import type { FleetResult } from "../core/fleet.js";
-import { migrateTenant } from "../core/tenant.js";
+import type { FleetResult } from "../core/fleet-types.js";
+import { migrateTenant } from "../core/tenant-work.js";
 import { migrateCatalog } from "./catalog.js";
 import { runFleetCommand } from "./fleet-command.js";
 import { checkRehearse } from "./migrate.js";

@@ -1,8 +1,8 @@
 import type { Knex } from "knex";
 import { catalogFolder, withCatalog, withCatalogMigrator } from "../core/catalog.js";
 import { UsageError } from "../core/errors.js";
+import { readApplied } from "../core/knex-state.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
-import { readApplied } from "../core/tenant.js";
 import type { CommandOptions } from "./options.js";
 import { checkMigrationFolder } from "./preflight.js";
 

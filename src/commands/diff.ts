@@ -1,9 +1,11 @@
 import type pg from "pg";
-import { catalogSettings, loadTenants, placeTenant, selectTenants, type Tenant, withCatalog } from "../core/catalog.js";
+import { catalogSettings, loadTenants, placeTenant, selectTenants, withCatalog } from "../core/catalog.js";
 import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
+import type { Tenant } from "../core/fleet-types.js";
+import { readApplied } from "../core/knex-state.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { redact } from "../core/redact.js";
 import {
@@ -14,7 +16,6 @@ import {
   type SchemaObject,
 } from "../core/schema-fingerprint.js";
 import { withScratchDatabase } from "../core/scratch-database.js";
-import { readApplied } from "../core/tenant.js";
 import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
 import { chooseTenants, rowProblems } from "./selection.js";

@@ -1,5 +1,5 @@
 import { UsageError } from "../core/errors.js";
-import { AdminPools, dropDatabase } from "../core/tenant.js";
+import { AdminPools, dropDatabase } from "../core/server-admin.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
 import type { CommandOptions } from "./options.js";
 import { requireSelection } from "./selection.js";

@@ -4,7 +4,6 @@ import {
   connectCatalog,
   loadTenants,
   placeTenant,
-  type Tenant,
   type TenantPlacement,
   withCatalog,
 } from "../core/catalog.js";
@@ -12,12 +11,13 @@ import type { Config } from "../core/config.js";
 import { describeConnection } from "../core/connection.js";
 import { withRetries } from "../core/db.js";
 import { describeError } from "../core/errors.js";
-import type { EmitEvent, FleetEvent, FleetResult, TenantOutcome } from "../core/fleet.js";
 import { runFleet } from "../core/fleet.js";
+import type { EmitEvent, FleetEvent, FleetResult, Tenant, TenantOutcome } from "../core/fleet-types.js";
 import { HistoryRecorder } from "../core/history.js";
 import { retryLockWaits } from "../core/lock-wait.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
-import { AdminPools, type TenantJob } from "../core/tenant.js";
+import { AdminPools } from "../core/server-admin.js";
+import type { TenantJob } from "../core/tenant-job.js";
 import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
 import { recreatedDatabases } from "./recreated.js";

@@ -1,6 +1,6 @@
 import { UsageError } from "../core/errors.js";
-import type { FleetResult } from "../core/fleet.js";
-import { migrateTenant } from "../core/tenant.js";
+import type { FleetResult } from "../core/fleet-types.js";
+import { migrateTenant } from "../core/tenant-work.js";
 import { runFleetCommand } from "./fleet-command.js";
 import type { FleetCommandOptions } from "./options.js";
 import { rehearseFleet } from "./rehearse.js";

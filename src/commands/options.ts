@@ -1,5 +1,5 @@
 import type { Config } from "../core/config.js";
-import type { EmitEvent } from "../core/fleet.js";
+import type { EmitEvent } from "../core/fleet-types.js";
 
 /** Options every command takes. */
 export interface CommandOptions {

@@ -1,11 +1,12 @@
 // Checks made before a command changes anything: what fails here is exit 2
 // (UsageError) with nothing changed, instead of a failure per school after
 // their databases were created (or the catalog was migrated).
-import { placeTenant, type Tenant } from "../core/catalog.js";
+import { placeTenant } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
 import { describeConnection, serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
+import type { Tenant } from "../core/fleet-types.js";
 import { MigrationFolder } from "../core/migration-folder.js";
 
 /** The app migrations folder; a missing folder is exit 2 naming the setting. */

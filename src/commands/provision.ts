@@ -1,8 +1,9 @@
-import { placeTenant, type Tenant } from "../core/catalog.js";
+import { placeTenant } from "../core/catalog.js";
 import { withClient } from "../core/db.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { databaseNameProblem } from "../core/identifiers.js";
-import { adminKey, databasesOn, migrateTenant } from "../core/tenant.js";
+import { adminKey, databasesOn } from "../core/server-admin.js";
+import { migrateTenant } from "../core/tenant-work.js";
 import { type FleetRun, runFleetCommand } from "./fleet-command.js";
 import type { FleetCommandOptions } from "./options.js";
 import { checkAppRole } from "./preflight.js";

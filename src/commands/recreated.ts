@@ -1,6 +1,5 @@
 import type pg from "pg";
-import type { Tenant } from "../core/catalog.js";
-import type { EmitEvent, RecreatedDatabase, TenantOutcome } from "../core/fleet.js";
+import type { EmitEvent, RecreatedDatabase, Tenant, TenantOutcome } from "../core/fleet-types.js";
 import { databasesSeenBefore } from "../core/history.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult } from "../core/fleet-types.js";
 import { NotProvisioned, rehearseTenant } from "../core/rehearse.js";
 import { runFleetCommand } from "./fleet-command.js";
 import type { FleetCommandOptions } from "./options.js";

@@ -1,9 +1,11 @@
-import { placeTenant, type Tenant } from "../core/catalog.js";
+import { placeTenant } from "../core/catalog.js";
 import { serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { UsageError } from "../core/errors.js";
-import { type FleetResult, runBounded } from "../core/fleet.js";
-import { emptiesTenant, type RollbackMode, readApplied, rollbackTenant } from "../core/tenant.js";
+import { runBounded } from "../core/fleet.js";
+import type { FleetResult, Tenant } from "../core/fleet-types.js";
+import { readApplied } from "../core/knex-state.js";
+import { emptiesTenant, type RollbackMode, rollbackTenant } from "../core/tenant-work.js";
 import { type FleetRun, runFleetCommand } from "./fleet-command.js";
 import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";

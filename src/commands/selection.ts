@@ -1,8 +1,9 @@
 // Which tenants a command works on, and which catalog rows it must refuse.
 import { createHash } from "node:crypto";
-import { selectTenants, type Tenant } from "../core/catalog.js";
+import { selectTenants } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
 import { UsageError } from "../core/errors.js";
+import type { Tenant } from "../core/fleet-types.js";
 import { databaseNameProblem } from "../core/identifiers.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
 import type { FleetCommandOptions } from "./options.js";

@@ -1,10 +1,11 @@
 // The servers a command runs on: the embedded one it may start, and which
 // server each tenant's connection reaches (by address, and by identity).
 import type pg from "pg";
-import { catalogSettings, placeTenant, type Tenant, type TenantPlacement } from "../core/catalog.js";
+import { catalogSettings, placeTenant, type TenantPlacement } from "../core/catalog.js";
 import type { Config } from "../core/config.js";
 import { serverKey } from "../core/connection.js";
 import { startEmbedded } from "../core/embedded.js";
+import type { Tenant } from "../core/fleet-types.js";
 import {
   identifyServers,
   possibleAliases,

@@ -1,7 +1,7 @@
 import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
 import { InterruptedError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
-import { inspectTenant, type TenantStatus } from "../core/tenant.js";
+import { inspectTenant, type TenantStatus } from "../core/tenant-status.js";
 import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
 import { chooseTenants, rowProblems } from "./selection.js";

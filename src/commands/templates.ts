@@ -4,8 +4,9 @@ import { type ConnectionSettings, serverKey } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError } from "../core/errors.js";
 import { quoteIdent } from "../core/identifiers.js";
+import { PROVISION_LOCK_CLASS } from "../core/lock-keys.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
-import { migrationSetKey, PROVISION_LOCK_CLASS, templateName, templatePrefix } from "../core/template.js";
+import { migrationSetKey, templateName, templatePrefix } from "../core/template.js";
 import type { CommandOptions } from "./options.js";
 import { appMigrationFolder } from "./preflight.js";
 

@@ -1,12 +1,12 @@
-import { loadTenants, placeTenant, type Tenant, withCatalog } from "../core/catalog.js";
+import { loadTenants, placeTenant, withCatalog } from "../core/catalog.js";
 import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, UsageError } from "../core/errors.js";
-import type { FleetResult } from "../core/fleet.js";
+import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { databaseNameFrom, databaseNameProblem } from "../core/identifiers.js";
 import { ForeignDatabaseError, readDatabaseMark } from "../core/provisioning.js";
 import { reservedDatabaseProblem } from "../core/reserved.js";
-import { adminKey, databasesOn } from "../core/tenant.js";
+import { adminKey, databasesOn } from "../core/server-admin.js";
 import type { CommandOptions } from "./options.js";
 import { appMigrationFolder, checkAppRole, checkMigrationFolder } from "./preflight.js";
 import { provisionTenants } from "./provision.js";

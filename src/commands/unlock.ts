@@ -1,4 +1,4 @@
-import { unlockTenant } from "../core/tenant.js";
+import { unlockTenant } from "../core/tenant-lock.js";
 import { forEachNamedTenant, type SimpleResult } from "./each-tenant.js";
 import type { CommandOptions } from "./options.js";
 import { requireSelection } from "./selection.js";

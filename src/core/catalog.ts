@@ -3,18 +3,10 @@ import type { Config } from "./config.js";
 import { type ConnectionSettings, describeConnection, withDatabase } from "./connection.js";
 import { acquireAdvisoryLock, clearStaleKnexLock, openClient, withKnex, withRetries } from "./db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "./errors.js";
-import type { EmitEvent } from "./fleet.js";
+import type { EmitEvent, Tenant } from "./fleet-types.js";
+import { CATALOG_LOCK_KEY } from "./lock-keys.js";
 import { MigrationFolder } from "./migration-folder.js";
 import { redact } from "./redact.js";
-
-/** One catalog row: a school and where its database lives. */
-export interface Tenant {
-  id: string;
-  name: string;
-  database: string;
-  /** A name from TENANT_SERVERS, or null for the catalog's own server. */
-  server: string | null;
-}
 
 export function catalogSettings(config: Config): ConnectionSettings {
   if (!config.catalog) throw new UsageError("no catalog connection (the embedded server has not started)");
@@ -177,7 +169,11 @@ export interface TenantPlacement {
   settings: ConnectionSettings;
   /** The server's administrative connection (CREATE/DROP DATABASE). */
   admin: ConnectionSettings;
-  /** Server label for results and per-server concurrency. */
+  /**
+   * The server's name for messages: its TENANT_SERVERS name, or "catalog".
+   * Not a key: results carry the tenant's own `server`, and concurrency is
+   * bounded per server identity (see server-admin.ts for the notions of a server).
+   */
   serverName: string;
 }
 
@@ -260,6 +256,3 @@ async function catalogMigrator<T>(
     return fn(db, folder);
   });
 }
-
-/** Advisory lock keys are per database; these two never collide with a tenant's. */
-export const CATALOG_LOCK_KEY = 7_465_767_001;

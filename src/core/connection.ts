@@ -66,7 +66,12 @@ export function withDatabase(settings: ConnectionSettings, database: string): Co
   return { ...settings, database };
 }
 
-/** Key of a server: tenants on one server share a concurrency budget. */
+/**
+ * A server as it is reached: host and port, as spelled in the settings. Two
+ * spellings of one server give two keys (server-identity.ts tells them apart);
+ * reads (status, diff, rollback) are bounded per key. See server-admin.ts for
+ * how it differs from adminKey, the server identity and a placement's serverName.
+ */
 export function serverKey(settings: ConnectionSettings): string {
   return `${settings.host}:${settings.port}`;
 }

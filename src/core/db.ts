@@ -234,7 +234,8 @@ function isTooManyConnections(error: unknown): boolean {
 /**
  * Takes a session advisory lock on `db`'s single connection, polling so that
  * the wait is bounded and reported: `onWait` is called once, when another
- * session holds the lock. Returns false when `timeoutMs` passed first.
+ * session holds the lock. `timed-out` when `timeoutMs` passed first,
+ * `interrupted` when `signal` was aborted while waiting.
  */
 export async function acquireAdvisoryLock(
   db: Knex,

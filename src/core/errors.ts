@@ -30,6 +30,24 @@ export class ConfigError extends UsageError {
   }
 }
 
+/**
+ * A tenant's work that failed, carrying the migrations that did take effect
+ * before it (none when the failed batch ran in one transaction): the result
+ * is `failed`, with those migrations.
+ */
+export class TenantWorkError extends Error {
+  constructor(
+    message: string,
+    readonly migrations: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Thrown by tenant work that stopped before changing anything (an interrupt): the result is `skipped`. */
+export class TenantSkipped extends Error {}
+
 /** PostgreSQL's error fields worth showing: code, detail, hint; a failed statement's literal values are masked. */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);

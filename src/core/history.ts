@@ -1,13 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type pg from "pg";
-import type { Tenant } from "./catalog.js";
 import { isTransient } from "./db.js";
 import { describeError, errorCode } from "./errors.js";
-import type { RecreatedDatabase, TenantResult } from "./fleet.js";
+import type { RecreatedDatabase, Tenant, TenantResult } from "./fleet-types.js";
+import { HISTORY_LOCK_KEY } from "./lock-keys.js";
 import { redact } from "./redact.js";
-
-const HISTORY_LOCK_KEY = 7_465_767_002;
 
 /** Creates the tool's bookkeeping table in the catalog, safely when several runs start at once. */
 export async function ensureHistoryTable(client: pg.Client): Promise<void> {

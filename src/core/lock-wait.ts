@@ -5,7 +5,7 @@
 // its transaction rolled back, and the school tried again later.
 import type { Knex } from "knex";
 import { sleep } from "./db.js";
-import { errorCode } from "./errors.js";
+import { errorCode, TenantWorkError } from "./errors.js";
 
 /** lock_not_available: what PostgreSQL raises when lock_timeout ends a wait. */
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -25,13 +25,9 @@ export function isLockTimeout(error: unknown): boolean {
 }
 
 /** A migration stopped by --pg-lock-timeout; keeps the migrations that did stay applied (non-transactional ones). */
-export class LockWaitError extends Error {
-  constructor(
-    message: string,
-    readonly migrations: string[],
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class LockWaitError extends TenantWorkError {
+  constructor(message: string, migrations: string[], options?: { cause?: unknown }) {
+    super(message, migrations, options);
     this.name = "LockWaitError";
   }
 }
@@ -95,8 +91,8 @@ export async function explainLockWait(db: Knex, error: unknown, timeoutMs: numbe
         ? "the session holding it had finished by the time it was looked up"
         : `held by ${holders.map(describeHolder).join("; ")}`;
   const message = `${(error as Error).message}: waited longer than --pg-lock-timeout (${formatSeconds(timeoutMs)}) for a lock, ${who}; rolled back`;
-  const partial = (error as { migrations?: unknown }).migrations;
-  return new LockWaitError(message, Array.isArray(partial) ? (partial as string[]) : [], { cause: error });
+  const partial = error instanceof TenantWorkError ? error.migrations : [];
+  return new LockWaitError(message, partial, { cause: error });
 }
 
 function formatSeconds(ms: number): string {

@@ -3,22 +3,15 @@
 // knex's own migrator inside one transaction that is always rolled back.
 import type { Knex } from "knex";
 import { clearStaleKnexLock } from "./db.js";
-import { describeError } from "./errors.js";
-import { type TenantOutcome, TenantSkipped } from "./fleet.js";
+import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
+import type { TenantOutcome } from "./fleet-types.js";
+import { type Peek, peek, readApplied, unknownMigrations, unknownMigrationsError } from "./knex-state.js";
 import { ClosedDatabaseError } from "./provisioning.js";
-import {
-  everyMigrationTransactional,
-  type Peek,
-  peek,
-  readApplied,
-  type TenantJob,
-  TenantWorkError,
-  unknownMigrations,
-  unknownMigrationsError,
-  withTenantLock,
-} from "./tenant.js";
+import type { TenantJob } from "./tenant-job.js";
+import { withTenantLock } from "./tenant-lock.js";
+import { everyMigrationTransactional } from "./tenant-work.js";
 
-/** A school whose database does not exist yet: nothing to rehearse (the real run creates it). */
+/** A school whose database does not exist yet or is not finished: nothing to rehearse (the real run provisions it). */
 export class NotProvisioned extends TenantSkipped {}
 
 /** Thrown inside the rehearsal's transaction once every migration ran, so that knex rolls it back. */
@@ -29,7 +22,7 @@ class RollBackRehearsal extends Error {
 }
 
 export interface RehearseOptions {
-  /** `all`: a school not provisioned yet is skipped; `migrate`: it fails, as the real migrate does. */
+  /** true (`all`): a school not provisioned yet is skipped; false (`migrate`): it fails, as the real migrate does. */
   provision: boolean;
   /** Called with each school's pending migrations that run outside a transaction. */
   onNotRehearsable?: (files: string[]) => void;

@@ -4,15 +4,8 @@ import type pg from "pg";
 import { type ConnectionSettings, withDatabase } from "./connection.js";
 import { withClient, withKnex } from "./db.js";
 import { quoteIdent } from "./identifiers.js";
+import { SCRATCH_LOCK_CLASS } from "./lock-keys.js";
 import type { MigrationFolder } from "./migration-folder.js";
-
-/**
- * Advisory lock class (in the admin database) held by a run for the life of
- * its scratch database; the object is hashtext(name). A scratch database
- * whose lock is free belongs to a run that is gone (killed, or stopped by a
- * second Ctrl-C) and is dropped by the next run.
- */
-export const SCRATCH_LOCK_CLASS = 74_658;
 
 /**
  * What this admin database and role's scratch databases are named with: a

@@ -1,8 +1,9 @@
 import type pg from "pg";
-import type { Tenant, TenantPlacement } from "./catalog.js";
+import type { TenantPlacement } from "./catalog.js";
 import { type ConnectionSettings, serverKey } from "./connection.js";
 import { withClient, withRetries } from "./db.js";
 import { describeError } from "./errors.js";
+import type { Tenant } from "./fleet-types.js";
 
 // Two spellings of one server (an alias in TENANT_SERVERS, `localhost` and
 // `127.0.0.1`) must count as one: for rows that would reach one database, and

@@ -8,15 +8,13 @@ import { type ConnectionSettings, withDatabase } from "./connection.js";
 import { withClient, withKnex } from "./db.js";
 import { errorCode } from "./errors.js";
 import { quoteIdent } from "./identifiers.js";
+import { PROVISION_LOCK_CLASS } from "./lock-keys.js";
 import type { MigrationFolder } from "./migration-folder.js";
 import { PROVISIONING_CONNECTION_LIMIT } from "./provisioning.js";
 
 // New tenants are copied (CREATE DATABASE ... TEMPLATE) from a database that
 // already has every migration applied, instead of each running them all:
 // the benchmark shows the copy costs about half of template1 + migrate.latest.
-
-/** Advisory lock class on a server's admin database; the object is hashtext(database name). */
-export const PROVISION_LOCK_CLASS = 74_657;
 
 const digest = (parts: string[], length: number) =>
   createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, length);

@@ -3,22 +3,18 @@
 // fingerprints and their comparison; the tool's errors as text.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Tenant } from "../../src/core/catalog.ts";
 import {
   ConfigError,
   describeError,
   errorCode,
   InterruptedError,
   TenantMigrateError,
+  TenantSkipped,
+  TenantWorkError,
   UsageError,
 } from "../../src/core/errors.ts";
-import {
-  type FleetEvent,
-  type FleetOptions,
-  runFleet,
-  type TenantOutcome,
-  TenantSkipped,
-} from "../../src/core/fleet.ts";
+import { type FleetOptions, runFleet } from "../../src/core/fleet.ts";
+import type { FleetEvent, Tenant, TenantOutcome } from "../../src/core/fleet-types.ts";
 import { addSecret } from "../../src/core/redact.ts";
 import { compareSchemas, describeObjects, objectKey, type SchemaObject } from "../../src/core/schema-fingerprint.ts";
 import { rememberBindings, withoutStatementValues } from "../../src/core/sql-literals.ts";
@@ -129,10 +125,7 @@ describe("runFleet", () => {
   it("keeps a failure's partial migrations and its error, secrets masked", async () => {
     addSecret("Fleet-Secret-77");
     const { result } = await run(1, () => {
-      throw Object.assign(new Error("password Fleet-Secret-77 was refused"), {
-        code: "28P01",
-        migrations: ["001.js"],
-      });
+      throw Object.assign(new TenantWorkError("password Fleet-Secret-77 was refused", ["001.js"]), { code: "28P01" });
     });
     assert.deepEqual(result.tenants[0]?.migrations, ["001.js"]);
     assert.equal(result.tenants[0]?.error, "password *** was refused (SQLSTATE 28P01)");

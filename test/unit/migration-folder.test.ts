@@ -17,7 +17,7 @@ import { MigrationFolder } from "../../src/core/migration-folder.ts";
 import { createMarkedDatabaseSql, PROVISIONING_CONNECTION_LIMIT } from "../../src/core/provisioning.ts";
 import { scratchPrefix } from "../../src/core/scratch-database.ts";
 import { migrationSetKey, templateName, templatePrefix } from "../../src/core/template.ts";
-import { everyMigrationTransactional } from "../../src/core/tenant.ts";
+import { everyMigrationTransactional } from "../../src/core/tenant-work.ts";
 
 const root = mkdtempSync(path.join(tmpdir(), "tenant-migrate-unit-folder-"));
 after(() => rmSync(root, { recursive: true, force: true }));

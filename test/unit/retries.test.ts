@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it, mock } from "node:test";
 import type { Knex } from "knex";
 import { isConnectionLoss, isTransient, RETRY_BASE_DELAY_MS, withRetries } from "../../src/core/db.ts";
+import { TenantWorkError } from "../../src/core/errors.ts";
 import {
   explainLockWait,
   isLockTimeout,
@@ -266,7 +267,8 @@ describe("lock waits (--pg-lock-timeout)", () => {
       { pid: 7, application_name: "", state: null, xact_seconds: null, query: null, relations: "a, b" },
     ];
     const db = { raw: async () => ({ rows: holders }) } as unknown as Knex;
-    const error = Object.assign(lockTimeout(), { migrations: ["001_a.js"] });
+    // What tenant work throws: the failed migration, what stayed applied before it, the server's error as cause.
+    const error = new TenantWorkError("migration 002_b.js failed", ["001_a.js"], { cause: lockTimeout() });
     const explained = await explainLockWait(db, error, 10_000);
     assert.ok(explained instanceof LockWaitError);
     assert.equal(explained.cause, error);

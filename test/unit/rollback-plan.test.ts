@@ -5,14 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { type AppliedMigration, unknownMigrations, unknownMigrationsError } from "../../src/core/knex-state.ts";
 import { MigrationFolder } from "../../src/core/migration-folder.ts";
-import {
-  type AppliedMigration,
-  emptiesTenant,
-  planRollback,
-  unknownMigrations,
-  unknownMigrationsError,
-} from "../../src/core/tenant.ts";
+import { emptiesTenant, planRollback } from "../../src/core/tenant-work.ts";
 
 /** Applied migrations, oldest first: `a1` is migration a in batch 1. */
 function applied(...items: string[]): AppliedMigration[] {

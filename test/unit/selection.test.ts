@@ -4,10 +4,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { chooseTenants, requireSelection, rowProblems, shardOf } from "../../src/commands/selection.ts";
 import { serverOfTenant } from "../../src/commands/server.ts";
-import { closestTenantName, placeTenant, selectTenants, type Tenant } from "../../src/core/catalog.ts";
+import { closestTenantName, placeTenant, selectTenants } from "../../src/core/catalog.ts";
 import type { Config } from "../../src/core/config.ts";
 import type { ConnectionSettings } from "../../src/core/connection.ts";
 import { UsageError } from "../../src/core/errors.ts";
+import type { Tenant } from "../../src/core/fleet-types.ts";
 import { reservedDatabaseProblem, TOOL_DATABASE_PREFIX } from "../../src/core/reserved.ts";
 import { possibleAliases, type ServerIdentities, sameDatabaseProblems } from "../../src/core/server-identity.ts";
 

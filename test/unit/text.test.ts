@@ -14,7 +14,8 @@ import {
   tenantLine,
 } from "../../src/cli/output.ts";
 import { firstLine, safe, safeLines } from "../../src/cli/safe.ts";
-import { countByResult, type FleetResult, type TenantResult } from "../../src/core/fleet.ts";
+import { countByResult } from "../../src/core/fleet.ts";
+import type { FleetResult, TenantResult } from "../../src/core/fleet-types.ts";
 
 function result(overrides: Partial<TenantResult> = {}): TenantResult {
   return {
