@@ -8,7 +8,7 @@ import {
 } from "../index.js";
 
 /** A default duration as the flags take it: 60_000 → "60s". */
-export function seconds(ms: number): string {
+export function formatSeconds(ms: number): string {
   return `${ms / 1000}s`;
 }
 
@@ -61,8 +61,8 @@ Environment (flag > environment > .env file > default):
   CATALOG_MIGRATIONS_DIR       catalog migrations folder
   TENANT_SERVERS               JSON object: server name -> URL without database
   TENANT_MIGRATE_CONCURRENCY   tenants at once, per server (default ${DEFAULT_CONCURRENCY})
-  TENANT_MIGRATE_LOCK_TIMEOUT  wait for another run on a tenant (default ${seconds(DEFAULT_LOCK_TIMEOUT_MS)})
-  TENANT_MIGRATE_PG_LOCK_TIMEOUT  PostgreSQL lock_timeout of each school's migration session (default ${seconds(DEFAULT_PG_LOCK_TIMEOUT_MS)}, 0 off)
+  TENANT_MIGRATE_LOCK_TIMEOUT  wait for another run on a tenant (default ${formatSeconds(DEFAULT_LOCK_TIMEOUT_MS)})
+  TENANT_MIGRATE_PG_LOCK_TIMEOUT  PostgreSQL lock_timeout of each school's migration session (default ${formatSeconds(DEFAULT_PG_LOCK_TIMEOUT_MS)}, 0 off)
   TENANT_MIGRATE_RETRIES       retries of a transient fault per tenant (default ${DEFAULT_RETRIES})
   TENANT_MIGRATE_APP_ROLE      role granted CONNECT and TEMP on new tenant databases
   TENANT_MIGRATE_EMBEDDED=1    run on an embedded PostgreSQL

@@ -11,7 +11,7 @@ import {
   resolveConfig,
   retryWaitMs,
 } from "../index.js";
-import { seconds } from "./help.js";
+import { formatSeconds } from "./help.js";
 import type { ViewOptions } from "./ops-view.js";
 
 /** Options every command understands (they may stand before or after the command name). */
@@ -29,11 +29,11 @@ export function addGlobalOptions(program: Command): Command {
     )
     .option(
       "--lock-timeout <duration>",
-      `how long to wait for another run on a tenant, e.g. 60s (env TENANT_MIGRATE_LOCK_TIMEOUT; default ${seconds(DEFAULT_LOCK_TIMEOUT_MS)})`,
+      `how long to wait for another run on a tenant, e.g. 60s (env TENANT_MIGRATE_LOCK_TIMEOUT; default ${formatSeconds(DEFAULT_LOCK_TIMEOUT_MS)})`,
     )
     .option(
       "--pg-lock-timeout <duration>",
-      `PostgreSQL lock_timeout of each school's migration session, 0 off (env TENANT_MIGRATE_PG_LOCK_TIMEOUT; default ${seconds(DEFAULT_PG_LOCK_TIMEOUT_MS)})`,
+      `PostgreSQL lock_timeout of each school's migration session, 0 off (env TENANT_MIGRATE_PG_LOCK_TIMEOUT; default ${formatSeconds(DEFAULT_PG_LOCK_TIMEOUT_MS)})`,
     )
 
     .option(

@@ -11,7 +11,8 @@ import { addSecret } from "./redact.js";
 /**
  * Flags as the CLI (or an API caller) gives them; every field optional. An
  * unset (or empty) flag falls back to its environment variable, then the
- * `.env` file, then the default named here.
+ * `.env` file, then the default named here (`envFile` excepted: an empty one
+ * names the working directory, which is refused as a settings file).
  */
 export interface ConfigFlags {
   /** Catalog connection URL. @default CATALOG_DATABASE_URL, else PGHOST/PGPORT/PGUSER/PGPASSWORD with database CATALOG_DB or "catalog" */

@@ -150,11 +150,15 @@ const TRANSIENT_CODES = new Set([
   "08006", // connection_exception family
 ]);
 
-export function isTransient(error: unknown, seen = new Set<unknown>()): boolean {
+export function isTransient(error: unknown): boolean {
+  return transientAlongCauses(error, new Set());
+}
+
+function transientAlongCauses(error: unknown, seen: Set<unknown>): boolean {
   // Our own errors wrap PostgreSQL's (a failed migration keeps it as `cause`); `seen` ends a cycle of causes.
   seen.add(error);
   const cause = (error as { cause?: unknown } | null)?.cause;
-  if (cause !== undefined && !seen.has(cause) && isTransient(cause, seen)) return true;
+  if (cause !== undefined && !seen.has(cause) && transientAlongCauses(cause, seen)) return true;
   const code = errorCode(error);
   if (code && TRANSIENT_CODES.has(code)) return true;
   // A session that was lost: its transaction was rolled back by the server, so trying again is safe.

@@ -1,4 +1,4 @@
-// What knex has recorded in a tenant's database (knex_migrations and its
+// What knex has recorded in a database, a tenant's mostly (knex_migrations and its
 // lock flag), read without changing anything, and the checks on it that
 // every kind of tenant work makes first.
 import type { Knex } from "knex";

@@ -116,7 +116,7 @@ async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
   const applied = new Set((await readApplied(db)).map((m) => m.name));
   const pending = job.folder.names.filter((name) => !applied.has(name));
   const allTransactional = await everyMigrationTransactional(job.folder, pending);
-  const run = trackedRun(job, "up");
+  const run = trackMigrations(job, "up");
   try {
     const [, log] = await db.migrate.latest(run.config);
     return log as string[];
@@ -133,7 +133,7 @@ async function runLatest(db: Knex, job: TenantJob): Promise<string[]> {
  * transaction, the list of migrations done, and a failure that names the
  * migration and carries what stayed done.
  */
-function trackedRun(job: TenantJob, direction: "up" | "down") {
+function trackMigrations(job: TenantJob, direction: "up" | "down") {
   const done: string[] = [];
   let current: string | undefined;
   const config = {
@@ -224,7 +224,7 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     if (emptiesTenant(applied, mode)) throw emptiesTenantError(job.tenant.database);
     const toUndo = planRollback(applied, mode);
     if (toUndo.length === 0) return [];
-    const run = trackedRun(job, "down");
+    const run = trackMigrations(job, "down");
     const { config, done: undone } = run;
     // knex's rollback undoes a whole batch per call (one lock and one set of checks); --to goes file by file.
     const undo = async (trx: Knex) => {
