@@ -12,8 +12,8 @@ import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { freePort, startThrowawayServer } from "../scripts/throwaway-server.mjs";
 import { templatePrefix } from "../src/core/template.ts";
-import { freePort, startThrowawayServer } from "./throwaway-server.mjs";
 
 // ---- Where things are: the repository, the test server, the sample migrations.
 
