@@ -385,11 +385,13 @@ export const HAS_SCRIPT = (() => {
 /**
  * Runs the built CLI with stdout (and stderr, unless `stderrFile` is given)
  * on a pseudo-terminal, through `script`; returns what the terminal showed.
- * On timeout the CLI itself is killed (by its pid), not only `script`.
+ * `{ shell }` runs a shell command line instead (for `| tee` and `> file`;
+ * it names the CLI itself, e.g. with BIN). On timeout the CLI itself is
+ * killed (its process group), not only `script`.
  */
 export async function runInTty(
   fleet: Fleet,
-  args: string[],
+  args: string[] | { shell: string },
   options: { env?: Record<string, string | undefined>; stderrFile?: string; columns?: number; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; tty: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
@@ -397,8 +399,8 @@ export async function runInTty(
   // `script` gives a terminal of 0 columns unless told otherwise; a real terminal has a size.
   const size = options.columns === undefined ? "" : `stty cols ${options.columns} rows 40; `;
   const pidFile = path.join(fleet.cwd, `tty-${randomBytes(4).toString("hex")}.pid`);
-  const cli = [BIN, ...args].map(quote).join(" ");
-  const command = `${size}echo $$ > ${quote(pidFile)}; exec ${cli}${redirect}`;
+  const run = Array.isArray(args) ? `exec ${[BIN, ...args].map(quote).join(" ")}${redirect}` : args.shell;
+  const command = `${size}echo $$ > ${quote(pidFile)}; ${run}`;
   const env = cleanEnv({ ...fleet.env, ...options.env });
   const child = spawn("script", ["-qec", command, "/dev/null"], {
     cwd: fleet.cwd,
@@ -411,7 +413,8 @@ export async function runInTty(
   });
   const timer = setTimeout(() => {
     try {
-      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+      // The shell `script` started leads a process group: the CLI, or every command of the line.
+      process.kill(-Number(readFileSync(pidFile, "utf8")), "SIGKILL");
     } catch {
       // not started yet, or already gone
     }

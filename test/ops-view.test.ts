@@ -26,29 +26,6 @@ function terminalRows(lines: string[], columns: number): number {
   return lines.reduce((n, line) => n + Math.max(1, Math.ceil([...line].length / columns)), 0);
 }
 
-/** Runs the CLI through a shell on a pseudo-terminal (for `| tee` and `> file`), like runInTty. */
-async function runShellInTty(fleet: Fleet, shell: string, timeoutMs = 120_000) {
-  const { spawn } = await import("node:child_process");
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !/^(PG|CATALOG_|APP_MIGRATIONS|TENANT_)/.test(k)) env[k] = v;
-  Object.assign(env, fleet.env, { NO_COLOR: "", PATH: `${path.dirname(process.execPath)}:${env.PATH ?? ""}` });
-  delete env.CI;
-  const child = spawn("script", ["-qec", `stty cols 100 rows 40; ${shell}`, "/dev/null"], {
-    cwd: fleet.cwd,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let tty = "";
-  child.stdout?.on("data", (chunk) => {
-    tty += chunk;
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, tty };
-}
-
 describe("ops view: a small fleet with two failures", () => {
   let fleet: Fleet;
   let ids: string[];
@@ -300,14 +277,15 @@ describe(`ops view: ${SCHOOLS} schools, 5 failing`, { skip: !HAS_SCRIPT }, () =>
 
   it("`| tee` gets no spinner fragments, and `> file` leaves the terminal with the summary", async () => {
     const log = path.join(fleet.cwd, "deploy.log");
-    const tee = await runShellInTty(fleet, `'${BIN}' migrate | tee '${log}'`);
+    const shell = { env: { CI: undefined }, columns: 100, timeoutMs: 120_000 };
+    const tee = await runInTty(fleet, { shell: `'${BIN}' migrate | tee '${log}'` }, shell);
     const file = await readFile(log, "utf8");
     assert.doesNotMatch(file, ANSI);
     assert.doesNotMatch(file, SPINNER_BITS);
     assert.doesNotMatch(tee.tty, SPINNER_BITS, "the terminal under tee shows no spinner either");
     assert.equal(file.split("\n").filter((l) => / \(id \d+\) /.test(l)).length, SCHOOLS);
 
-    const redirected = await runShellInTty(fleet, `'${BIN}' migrate > '${log}'`);
+    const redirected = await runInTty(fleet, { shell: `'${BIN}' migrate > '${log}'` }, shell);
     const screen = screenOf(redirected.tty);
     assert.match(screen.at(-1) ?? "", new RegExp(`^${SCHOOLS} tenants: ${SCHOOLS - 5} up to date · 5 failed`));
     // The cursor the spinner hid is shown again.
