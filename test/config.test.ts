@@ -72,7 +72,7 @@ describe("resolveConfig (core)", () => {
     assert.equal(config.appMigrationsDir, path.join(d, "app_migrations"));
     assert.equal(config.catalogMigrationsDir, BUNDLED_CATALOG_MIGRATIONS);
     assert.equal(config.concurrency, DEFAULT_CONCURRENCY);
-    assert.ok(config.concurrency >= 1);
+    assert.equal(DEFAULT_CONCURRENCY, 8, "the default README and --help document");
     assert.equal(config.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS);
     assert.equal(config.embedded, false);
     assert.equal(config.tenantServers.size, 0);
