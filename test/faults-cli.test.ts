@@ -15,6 +15,7 @@ import {
   type Fleet,
   type FleetJson,
   type HistoryJson,
+  MigrationGate,
   parseJson,
   query,
   runCli,
@@ -110,12 +111,18 @@ describe("a closed stdout or stderr, and SIGHUP, end a run like SIGINT", () => {
   });
 
   it("SIGHUP (a dropped SSH session): the schools in flight finish, history is final, exit 130", async () => {
+    // In place of the slow migration: the four schools in flight wait at the gate while the signal comes.
+    const gate = new MigrationGate(fleet);
+    fleet.writeMigration("20240201000000_slow.js", gate.migration("slow_table"));
     const names = fleet.numberedDbs("hup", 20);
     await fleet.addTenants(names);
-    const run = fleet.start(["all", "--concurrency", "4"]);
-    await waitFor(() => run.output().stdout.includes("provisioned"), 60_000, "a first school done");
+    const run = fleet.start(["all", "--no-template", "--concurrency", "4"]);
+    await gate.waitForArrivals(4);
     run.child.kill("SIGHUP");
+    await waitFor(() => run.output().stderr.includes("SIGHUP: finishing what is in flight"), 20_000, "SIGHUP taken");
+    gate.open();
     const result = await run.done;
+    assert.equal(gate.arrived(), 4, "no school started after the signal");
     assert.equal(result.code, 130, result.stderr);
     assert.equal(result.signal, null);
     assert.doesNotMatch(result.stderr, CRASH);

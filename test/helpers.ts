@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
@@ -514,7 +514,6 @@ export const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`);
 
 // ---- Migration files: ones the tests write, and ones `make` writes.
 
-/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
 /** A migration that sleeps `seconds` in its transaction, then creates `table`. */
 export function slowMigration(table: string, seconds: number): string {
   return `export async function up(knex) {
@@ -527,6 +526,7 @@ export async function down(knex) {
 `;
 }
 
+/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
 export function tableMigration(table: string): string {
   return `export async function up(knex) {
   await knex.schema.createTable("${table}", (t) => {
@@ -539,6 +539,52 @@ export async function down(knex) {
   await knex.schema.dropTable("${table}");
 }
 `;
+}
+
+/**
+ * A gate for signal tests: its migration says that a school has reached it (a
+ * file in the gate's folder), then waits inside the school's transaction until
+ * the test opens the gate. A test waits for the schools it expects in flight,
+ * signals, then opens: what was in flight at the signal is known, not timed.
+ */
+export class MigrationGate {
+  readonly dir: string;
+
+  constructor(fleet: Fleet) {
+    this.dir = mkdtempSync(path.join(fleet.cwd, "gate-"));
+  }
+
+  /** The migration that waits at this gate, then creates `table` (its down drops it). */
+  migration(table: string): string {
+    const dir = JSON.stringify(this.dir);
+    return `import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
+export async function up(knex) {
+  await knex.raw("select 1");
+  writeFileSync(path.join(${dir}, "arrived-" + Math.random().toString(36).slice(2)), "");
+  while (!existsSync(path.join(${dir}, "open"))) await new Promise((r) => setTimeout(r, 20));
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  await knex.schema.dropTable("${table}");
+}
+`;
+  }
+
+  /** How many schools have reached the gate so far. */
+  arrived(): number {
+    return readdirSync(this.dir).filter((f) => f.startsWith("arrived-")).length;
+  }
+
+  /** Waits until `count` schools wait at the gate. */
+  waitForArrivals(count: number): Promise<void> {
+    return waitFor(() => this.arrived() >= count, 60_000, `${count} schools at the gate`);
+  }
+
+  /** Lets every school waiting at the gate, and every later one, through. */
+  open(): void {
+    writeFileSync(path.join(this.dir, "open"), "");
+  }
 }
 
 /** The UTC time of a made migration's 14-digit timestamp (YYYYMMDDhhmmss), to check that it says "now". */
