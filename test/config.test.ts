@@ -12,13 +12,11 @@ import {
 } from "../src/core/config.ts";
 import { ConfigError } from "../src/core/errors.ts";
 import {
-  appliedMigrations,
   type CatalogStatusJson,
   databaseExists,
   type Fleet,
   freePort,
   parseJson,
-  query,
   SERVER,
   tableExists,
   urlFor,
@@ -571,57 +569,6 @@ describe("configuration and catalog errors through the CLI", () => {
       assert.equal(await tableExists(fresh.catalog, "schools"), false);
       assert.equal(await tableExists(fresh.catalog, "tenant_migrate_history"), false);
     });
-  });
-
-  it("an unknown tenant exits 2 naming it, and nothing changes", async () => {
-    const known = fleet.db("known");
-    const [knownId] = await fleet.addSchools({ name: "Known", database: known });
-    const missing = fleet.db("ghost_school");
-
-    const provision = await fleet.run(["provision", known, missing]);
-    assert.equal(provision.code, 2, provision.stderr);
-    assert.match(provision.stderr, new RegExp(`unknown tenant: ${missing}`));
-    assert.equal(await databaseExists(known), false, "the known tenant was not provisioned");
-
-    const ok = await fleet.run(["provision", known]);
-    assert.equal(ok.code, 0, ok.stderr);
-    const before = await appliedMigrations(known);
-    fleet.writeMigration(
-      "20240101000009_add_note.js",
-      "export const up = (k) => k.schema.createTable('note', (t) => t.increments());\nexport const down = (k) => k.schema.dropTable('note');\n",
-    );
-    try {
-      const historyBefore = await query(fleet.catalog, "select count(*)::int as n from tenant_migrate_history");
-      for (const args of [
-        ["migrate", known, missing],
-        ["migrate", knownId as string, "999999"],
-        ["rollback", known, missing],
-        ["status", missing],
-      ]) {
-        const result = await fleet.run(args);
-        assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
-        assert.match(result.stderr, /unknown tenant/);
-        assert.ok(result.stderr.includes(args.at(-1) as string), result.stderr);
-      }
-      assert.deepEqual(await appliedMigrations(known), before);
-      assert.equal(await tableExists(known, "note"), false);
-      assert.deepEqual(
-        await query(fleet.catalog, "select count(*)::int as n from tenant_migrate_history"),
-        historyBefore,
-        "no history was written",
-      );
-      // drop refuses without --yes.
-      const drop = await fleet.run(["drop", known]);
-      assert.equal(drop.code, 2, drop.stderr);
-      assert.match(drop.stderr, /--yes/);
-      assert.ok(await databaseExists(known));
-      // Several unknown names are reported at once.
-      const two = await fleet.run(["migrate", "ghost_one", "ghost_two"]);
-      assert.equal(two.code, 2);
-      assert.match(two.stderr, /unknown tenants: ghost_one, ghost_two/);
-    } finally {
-      rmSync(path.join(fleet.appMigrations, "20240101000009_add_note.js"));
-    }
   });
 
   it("commander usage errors exit 2", async () => {
