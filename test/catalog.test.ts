@@ -1,3 +1,5 @@
+// The catalog: its own migrations (catalog migrate / status / rollback,
+// --catalog-migrations, a killed run's lock) and its rows (tenants add / list).
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";

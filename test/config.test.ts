@@ -1,4 +1,8 @@
+// Configuration: resolveConfig's precedence and its errors, configuration and
+// catalog errors through the CLI, and settings written the way people write
+// them (a % in a URL, a # in .env, `node -- bin … --env-file`).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
@@ -12,11 +16,13 @@ import {
 } from "../src/core/config.ts";
 import { ConfigError } from "../src/core/errors.ts";
 import {
+  BIN,
   type CatalogStatusJson,
   databaseExists,
   type Fleet,
   freePort,
   parseJson,
+  runCli,
   SERVER,
   tableExists,
   urlFor,
@@ -590,5 +596,81 @@ describe("configuration and catalog errors through the CLI", () => {
     const version = await fleet.run(["--version"]);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe("settings written the way people write them", () => {
+  let dir: string;
+  // The servers named here refuse connections: no retries, the settings' errors are what is checked.
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    runCli(args, { cwd: dir, env: { TENANT_MIGRATE_RETRIES: "0", ...env } });
+
+  it('a % in a URL names the setting (never "URI malformed") and prints no password', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const result = await cli(["status"], { CATALOG_DATABASE_URL: "postgres://app:50%off@127.0.0.1:1/catalog" });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        /CATALOG_DATABASE_URL: the password has a "%" that starts no %XX escape; write a % in a URL as %25/,
+      );
+      assert.doesNotMatch(result.stderr, /URI malformed|50%off/);
+      const servers = await cli(["status"], {
+        CATALOG_DATABASE_URL: "postgres://app@127.0.0.1:1/catalog",
+        TENANT_SERVERS: JSON.stringify({ east: "postgres://app:x@127.0.0.1:1/%zz" }),
+      });
+      assert.equal(servers.code, 2, servers.stderr);
+      assert.match(servers.stderr, /TENANT_SERVERS\.east: the database name has a "%"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a # in an unquoted .env value gets the hint to quote it; a comment after a value does not", async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const env = path.join(dir, ".env");
+      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pa#ss@127.0.0.1:1/catalog\n");
+      const cut = await cli(["status"]);
+      assert.equal(cut.code, 2, cut.stderr);
+      assert.match(
+        cut.stderr,
+        /CATALOG_DATABASE_URL in .*\.env is cut at "#": quote the value: # starts a comment in \.env/,
+      );
+      assert.doesNotMatch(cut.stderr, /pa#ss|ss@/);
+
+      writeFileSync(env, "PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD=abc#def\n");
+      const password = await cli(["status"]);
+      assert.equal(password.code, 2, password.stderr);
+      assert.match(password.stderr, /PGPASSWORD in .*\.env is cut at "#": quote the value/);
+
+      // A comment after the value is what # is for: no hint, the connection is tried (and refused here).
+      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pass@127.0.0.1:1/catalog # the catalog\n");
+      const comment = await cli(["tenants", "list"]);
+      assert.doesNotMatch(comment.stderr, /cut at "#"/);
+      assert.match(comment.stderr, /cannot connect to the catalog postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/catalog/);
+      // Quoted, the value is read whole.
+      writeFileSync(env, 'PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD="abc#def"\n');
+      const quoted = await cli(["tenants", "list"]);
+      assert.doesNotMatch(quoted.stderr, /cut at "#"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`node -- bin/tenant-migrate.js … --env-file X` reads X (the form README gives; without --, Node 20 takes --env-file)", () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const missing = path.join(dir, "missing.env");
+      const result = spawnSync(process.execPath, ["--", BIN, "status", "--env-file", missing], {
+        cwd: dir,
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "" },
+      });
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /--env-file: .*missing\.env does not exist/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
