@@ -13,7 +13,7 @@ import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { startThrowawayServer } from "../test/throwaway-server.mjs";
+import { startThrowawayServer } from "../scripts/throwaway-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(here, "..", "bin", "tenant-migrate.js");

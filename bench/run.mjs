@@ -22,7 +22,7 @@ import { availableParallelism, cpus, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
-import { startThrowawayServer } from "../test/throwaway-server.mjs";
+import { startThrowawayServer } from "../scripts/throwaway-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");

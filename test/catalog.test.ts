@@ -1,22 +1,12 @@
+// The catalog: its own migrations (catalog migrate / status / rollback,
+// --catalog-migrations, a killed run's lock) and its rows (tenants add / list).
 import assert from "node:assert/strict";
-import {
-  chmodSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { CATALOG_LOCK_KEY } from "../src/core/lock-keys.ts";
 import {
   appliedMigrations,
-  assertUpAndDown,
   BUNDLED_CATALOG,
   type CatalogStatusJson,
   databaseExists,
@@ -27,13 +17,11 @@ import {
   parseJson,
   query,
   ROOT,
-  runCli,
-  stampTime,
+  SAMPLE,
   tableExists,
   useFleet,
   waitFor,
   withDb,
-  withFleet,
 } from "./helpers.ts";
 
 interface Column {
@@ -402,14 +390,17 @@ describe("tenants add / list", () => {
     );
   });
 
-  it("--provision creates and migrates the new school's database", async () => {
+  it("--provision creates the row and the database, migrated", async () => {
     assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
-    const database = fleet.db("jefferson");
-    const result = await fleet.run(["tenants", "add", "Jefferson", "--database", database, "--provision"]);
+    const school = `${fleet.prefix}_lincoln_high`;
+    const result = await fleet.run(["tenants", "add", `${fleet.prefix} Lincoln High`, "--provision"]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, new RegExp(`${database} \\(id \\d+\\) provisioned`));
-    assert.ok(await databaseExists(database));
-    assert.equal((await appliedMigrations(database)).length, 3);
+    assert.match(result.stdout, new RegExp(`added school \\d+: .*database ${school}`));
+    assert.match(result.stdout, new RegExp(`${school} \\(id \\d+\\) provisioned`));
+    const rows = await query(fleet.catalog, "select school_name, school_database from schools");
+    assert.deepEqual(rows, [{ school_name: `${fleet.prefix} Lincoln High`, school_database: school }]);
+    assert.deepEqual(await appliedMigrations(school), SAMPLE);
+    assert.ok(await tableExists(school, "menu_item"));
   });
 
   it("refuses a bad --database, a duplicate and an unknown --server with exit 2, adding no row", async () => {
@@ -473,74 +464,5 @@ describe("tenants add / list", () => {
       ],
     );
     assert.equal(await databaseExists(missing), false, "listing created nothing");
-  });
-});
-
-describe("make", () => {
-  it("make NAME writes a timestamped app migration with up and down", async () => {
-    await withFleet({ migrateCatalog: false }, async (fleet) => {
-      const before = Date.now();
-      const result = await fleet.run(["make", "add_allergens"]);
-      assert.equal(result.code, 0, result.stderr);
-      const made = readdirSync(fleet.appMigrations).filter((f) => f.endsWith("_add_allergens.js"));
-      assert.equal(made.length, 1);
-      const file = made[0] as string;
-      assert.match(file, /^\d{14}_add_allergens\.js$/);
-      const stamp = file.slice(0, 14);
-      assert.ok(Math.abs(stampTime(stamp) - before) < 60_000, `timestamp ${stamp} is now (UTC)`);
-      assert.ok(result.stdout.includes(path.join(fleet.appMigrations, file)));
-      assertUpAndDown(path.join(fleet.appMigrations, file));
-      // It sorts after the existing migrations, so it is the newest.
-      assert.equal(readdirSync(fleet.appMigrations).sort().at(-1), file);
-      const bad = await fleet.run(["make", "add allergens; rm -rf"]);
-      assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /may only hold letters, digits/);
-    });
-  });
-
-  it("make NAME --catalog writes into --catalog-migrations", async () => {
-    await withFleet({ migrateCatalog: false }, async (fleet) => {
-      const dir = path.join(fleet.cwd, "my_catalog");
-      mkdirSync(dir);
-      const result = await fleet.run(["make", "add_district", "--catalog", "--catalog-migrations", dir]);
-      assert.equal(result.code, 0, result.stderr);
-      const files = readdirSync(dir);
-      assert.equal(files.length, 1);
-      assert.match(files[0] as string, /^\d{14}_add_district\.js$/);
-    });
-  });
-
-  it("make NAME --catalog without a catalog folder never writes into the tool's own bundled migrations", async () => {
-    // A private copy of the installed package, so that a stray file cannot reach the repository's folder.
-    const pkg = mkdtempSync(path.join(tmpdir(), "tenant-migrate-pkg-"));
-    const cwd = mkdtempSync(path.join(tmpdir(), "tenant-migrate-make-"));
-    try {
-      for (const entry of ["bin", "dist", "catalog_migrations", "package.json"]) {
-        cpSync(path.join(ROOT, entry), path.join(pkg, entry), { recursive: true });
-      }
-      symlinkSync(path.join(ROOT, "node_modules"), path.join(pkg, "node_modules"));
-      chmodSync(cwd, 0o755);
-      writeFileSync(path.join(cwd, "package.json"), '{ "type": "module" }\n');
-      const bundledBefore = readdirSync(path.join(pkg, "catalog_migrations")).sort();
-
-      const result = await runCli(["make", "add_district", "--catalog"], {
-        cwd,
-        bin: path.join(pkg, "bin", "tenant-migrate.js"),
-      });
-      assert.deepEqual(
-        readdirSync(path.join(pkg, "catalog_migrations")).sort(),
-        bundledBefore,
-        `the bundled catalog folder was changed: ${result.stdout}${result.stderr}`,
-      );
-      if (result.code === 0) {
-        assert.match(result.stdout, new RegExp(`created ${path.join(cwd, "catalog_migrations")}`));
-      } else {
-        assert.equal(result.code, 2, result.stderr);
-        assert.match(result.stderr, /catalog/);
-      }
-    } finally {
-      rmSync(pkg, { recursive: true, force: true });
-      rmSync(cwd, { recursive: true, force: true });
-    }
   });
 });

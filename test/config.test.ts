@@ -1,4 +1,8 @@
+// Configuration: resolveConfig's precedence and its errors, configuration and
+// catalog errors through the CLI, and settings written the way people write
+// them (a % in a URL, a # in .env, `node -- bin … --env-file`).
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
@@ -12,13 +16,13 @@ import {
 } from "../src/core/config.ts";
 import { ConfigError } from "../src/core/errors.ts";
 import {
-  appliedMigrations,
+  BIN,
   type CatalogStatusJson,
   databaseExists,
   type Fleet,
   freePort,
   parseJson,
-  query,
+  runCli,
   SERVER,
   tableExists,
   urlFor,
@@ -72,7 +76,7 @@ describe("resolveConfig (core)", () => {
     assert.equal(config.appMigrationsDir, path.join(d, "app_migrations"));
     assert.equal(config.catalogMigrationsDir, BUNDLED_CATALOG_MIGRATIONS);
     assert.equal(config.concurrency, DEFAULT_CONCURRENCY);
-    assert.ok(config.concurrency >= 1);
+    assert.equal(DEFAULT_CONCURRENCY, 8, "the default README and --help document");
     assert.equal(config.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS);
     assert.equal(config.embedded, false);
     assert.equal(config.tenantServers.size, 0);
@@ -573,57 +577,6 @@ describe("configuration and catalog errors through the CLI", () => {
     });
   });
 
-  it("an unknown tenant exits 2 naming it, and nothing changes", async () => {
-    const known = fleet.db("known");
-    const [knownId] = await fleet.addSchools({ name: "Known", database: known });
-    const missing = fleet.db("ghost_school");
-
-    const provision = await fleet.run(["provision", known, missing]);
-    assert.equal(provision.code, 2, provision.stderr);
-    assert.match(provision.stderr, new RegExp(`unknown tenant: ${missing}`));
-    assert.equal(await databaseExists(known), false, "the known tenant was not provisioned");
-
-    const ok = await fleet.run(["provision", known]);
-    assert.equal(ok.code, 0, ok.stderr);
-    const before = await appliedMigrations(known);
-    fleet.writeMigration(
-      "20240101000009_add_note.js",
-      "export const up = (k) => k.schema.createTable('note', (t) => t.increments());\nexport const down = (k) => k.schema.dropTable('note');\n",
-    );
-    try {
-      const historyBefore = await query(fleet.catalog, "select count(*)::int as n from tenant_migrate_history");
-      for (const args of [
-        ["migrate", known, missing],
-        ["migrate", knownId as string, "999999"],
-        ["rollback", known, missing],
-        ["status", missing],
-      ]) {
-        const result = await fleet.run(args);
-        assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
-        assert.match(result.stderr, /unknown tenant/);
-        assert.ok(result.stderr.includes(args.at(-1) as string), result.stderr);
-      }
-      assert.deepEqual(await appliedMigrations(known), before);
-      assert.equal(await tableExists(known, "note"), false);
-      assert.deepEqual(
-        await query(fleet.catalog, "select count(*)::int as n from tenant_migrate_history"),
-        historyBefore,
-        "no history was written",
-      );
-      // drop refuses without --yes.
-      const drop = await fleet.run(["drop", known]);
-      assert.equal(drop.code, 2, drop.stderr);
-      assert.match(drop.stderr, /--yes/);
-      assert.ok(await databaseExists(known));
-      // Several unknown names are reported at once.
-      const two = await fleet.run(["migrate", "ghost_one", "ghost_two"]);
-      assert.equal(two.code, 2);
-      assert.match(two.stderr, /unknown tenants: ghost_one, ghost_two/);
-    } finally {
-      rmSync(path.join(fleet.appMigrations, "20240101000009_add_note.js"));
-    }
-  });
-
   it("commander usage errors exit 2", async () => {
     for (const args of [
       ["all", "--no-such-option"],
@@ -643,5 +596,81 @@ describe("configuration and catalog errors through the CLI", () => {
     const version = await fleet.run(["--version"]);
     assert.equal(version.code, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe("settings written the way people write them", () => {
+  let dir: string;
+  // The servers named here refuse connections: no retries, the settings' errors are what is checked.
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    runCli(args, { cwd: dir, env: { TENANT_MIGRATE_RETRIES: "0", ...env } });
+
+  it('a % in a URL names the setting (never "URI malformed") and prints no password', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const result = await cli(["status"], { CATALOG_DATABASE_URL: "postgres://app:50%off@127.0.0.1:1/catalog" });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(
+        result.stderr,
+        /CATALOG_DATABASE_URL: the password has a "%" that starts no %XX escape; write a % in a URL as %25/,
+      );
+      assert.doesNotMatch(result.stderr, /URI malformed|50%off/);
+      const servers = await cli(["status"], {
+        CATALOG_DATABASE_URL: "postgres://app@127.0.0.1:1/catalog",
+        TENANT_SERVERS: JSON.stringify({ east: "postgres://app:x@127.0.0.1:1/%zz" }),
+      });
+      assert.equal(servers.code, 2, servers.stderr);
+      assert.match(servers.stderr, /TENANT_SERVERS\.east: the database name has a "%"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a # in an unquoted .env value gets the hint to quote it; a comment after a value does not", async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const env = path.join(dir, ".env");
+      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pa#ss@127.0.0.1:1/catalog\n");
+      const cut = await cli(["status"]);
+      assert.equal(cut.code, 2, cut.stderr);
+      assert.match(
+        cut.stderr,
+        /CATALOG_DATABASE_URL in .*\.env is cut at "#": quote the value: # starts a comment in \.env/,
+      );
+      assert.doesNotMatch(cut.stderr, /pa#ss|ss@/);
+
+      writeFileSync(env, "PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD=abc#def\n");
+      const password = await cli(["status"]);
+      assert.equal(password.code, 2, password.stderr);
+      assert.match(password.stderr, /PGPASSWORD in .*\.env is cut at "#": quote the value/);
+
+      // A comment after the value is what # is for: no hint, the connection is tried (and refused here).
+      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pass@127.0.0.1:1/catalog # the catalog\n");
+      const comment = await cli(["tenants", "list"]);
+      assert.doesNotMatch(comment.stderr, /cut at "#"/);
+      assert.match(comment.stderr, /cannot connect to the catalog postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/catalog/);
+      // Quoted, the value is read whole.
+      writeFileSync(env, 'PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD="abc#def"\n');
+      const quoted = await cli(["tenants", "list"]);
+      assert.doesNotMatch(quoted.stderr, /cut at "#"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`node -- bin/tenant-migrate.js … --env-file X` reads X (the form README gives; without --, Node 20 takes --env-file)", () => {
+    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
+    try {
+      const missing = path.join(dir, "missing.env");
+      const result = spawnSync(process.execPath, ["--", BIN, "status", "--env-file", missing], {
+        cwd: dir,
+        encoding: "utf8",
+        env: { PATH: process.env.PATH ?? "" },
+      });
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /--env-file: .*missing\.env does not exist/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   databasesLike,
   type Fleet,
   type FleetJson,
+  MigrationGate,
   parseJson,
   query,
   SAMPLE,
@@ -226,15 +227,15 @@ export async function down() {}
     });
 
     it("is dropped when the run is interrupted while it is being built (exit 130)", async () => {
-      fleet.writeMigration(
-        "20250301000000_slow.js",
-        `export async function up(knex) { await knex.raw("select pg_sleep(2)"); }
-export async function down() {}
-`,
-      );
+      // The scratch database's build waits at the gate while the signal comes.
+      const gate = new MigrationGate(fleet);
+      fleet.writeMigration("20250301000000_slow.js", gate.migration("slow_table"));
       const run = fleet.start(["diff"]);
-      await waitFor(async () => (await scratchDatabases()).length > 0, 30_000, "the scratch database");
+      await gate.waitForArrivals(1);
+      assert.equal((await scratchDatabases()).length, 1, "the scratch database is being built");
       run.child.kill("SIGINT");
+      await waitFor(() => run.output().stderr.includes("SIGINT: finishing what is in flight"), 20_000, "SIGINT taken");
+      gate.open();
       const result = await run.done;
       assert.equal(result.code, 130, result.stderr);
       assert.deepEqual(await scratchDatabases(), []);
@@ -243,9 +244,12 @@ export async function down() {}
 
   describe("edited migrations", { concurrency: 1 }, () => {
     let fleet: Fleet;
-    useFleet((f) => {
-      fleet = f;
-    });
+    useFleet(
+      (f) => {
+        fleet = f;
+      },
+      { each: true },
+    );
 
     it("status shows a file edited after it ran as edited on the schools that ran the old version only", async () => {
       const [a, b, c, legacy] = fleet.dbs("a", "b", "c", "legacy");

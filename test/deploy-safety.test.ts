@@ -73,13 +73,32 @@ const ADD_NOTES = "20240301000000_add_week_notes.js";
 const UNIQUE_MENUS = "20240301000001_unique_menus.js";
 const CONCURRENT_INDEX = "20240301000002_concurrent_index.js";
 
-describe("all --rehearse on 20 schools", () => {
-  let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
+/** The two pending migrations the rehearsals run: a new column, then a unique index on the days' menus. */
+function writeNotesAndUniqueMenus(fleet: Fleet): void {
+  fleet.writeMigration(
+    ADD_NOTES,
+    `export async function up(knex) { await knex.schema.alterTable("lunch_week", (t) => { t.text("notes"); }); }
+export async function down(knex) { await knex.schema.alterTable("lunch_week", (t) => { t.dropColumn("notes"); }); }
+`,
+  );
+  fleet.writeMigration(
+    UNIQUE_MENUS,
+    `export async function up(knex) { await knex.schema.alterTable("lunch_day", (t) => { t.unique(["menu_details"], { indexName: "lunch_day_menu_unique" }); }); }
+export async function down(knex) { await knex.schema.alterTable("lunch_day", (t) => { t.dropUnique(["menu_details"], "lunch_day_menu_unique"); }); }
+`,
+  );
+}
 
-  it("reports the 2 schools whose data breaks a new unique index as failed, rehearses the 18 others, and changes nothing", async () => {
+describe("--rehearse", () => {
+  let fleet: Fleet;
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
+
+  it("all --rehearse on 20 schools: reports the 2 schools whose data breaks a new unique index as failed, rehearses the 18 others, and changes nothing", async () => {
     const names = fleet.numberedDbs("r", 20);
     await fleet.addMigrated(names, ["--concurrency", "8"]);
     const duplicated = new Set([names[4] as string, names[13] as string]);
@@ -93,18 +112,7 @@ describe("all --rehearse on 20 schools", () => {
     const newcomer = fleet.db("newcomer");
     await fleet.addTenants([newcomer]);
 
-    fleet.writeMigration(
-      ADD_NOTES,
-      `export async function up(knex) { await knex.schema.alterTable("lunch_week", (t) => { t.text("notes"); }); }
-export async function down(knex) { await knex.schema.alterTable("lunch_week", (t) => { t.dropColumn("notes"); }); }
-`,
-    );
-    fleet.writeMigration(
-      UNIQUE_MENUS,
-      `export async function up(knex) { await knex.schema.alterTable("lunch_day", (t) => { t.unique(["menu_details"], { indexName: "lunch_day_menu_unique" }); }); }
-export async function down(knex) { await knex.schema.alterTable("lunch_day", (t) => { t.dropUnique(["menu_details"], "lunch_day_menu_unique"); }); }
-`,
-    );
+    writeNotesAndUniqueMenus(fleet);
 
     const before = new Map<string, string>();
     for (const database of names) before.set(database, await snapshot(database));
@@ -148,6 +156,8 @@ export async function down(knex) { await knex.schema.alterTable("lunch_day", (t)
 
   it("a pending migration that runs outside a transaction makes the school not-rehearsable: nothing runs", async () => {
     const names = fleet.numberedDbs("r", 3);
+    await fleet.addMigrated(names);
+    writeNotesAndUniqueMenus(fleet);
     fleet.writeMigration(
       CONCURRENT_INDEX,
       `export const config = { transaction: false };

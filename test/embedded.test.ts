@@ -14,7 +14,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import {
   assertUpAndDown,
   BUNDLED_CATALOG,
@@ -89,20 +89,44 @@ describe("--embedded", { timeout: 300_000 }, () => {
     return result;
   }
 
-  before(() => {
+  const projects: string[] = [];
+  /** A new project directory, which the run and ok helpers then use. */
+  function newProject(): string {
     dir = projectDir();
-  });
-  after(() => {
-    // A server a failed test left behind would hold the directory: stop it by its pid.
-    const pidFile = path.join(dir, ".tenant-migrate", "pgdata", "postmaster.pid");
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-      if (pid > 0 && isAlive(pid)) process.kill(pid, "SIGQUIT");
+    projects.push(dir);
+    return dir;
+  }
+  let provisionedProject: string | undefined;
+  /**
+   * Uses a project whose catalog is migrated and whose one school, Lincoln
+   * High, is provisioned: built by the first test that asks, shared by the
+   * others (each leaves it up to date), so that no test relies on another.
+   */
+  async function provisioned(): Promise<void> {
+    if (provisionedProject) {
+      dir = provisionedProject;
+      return;
     }
-    rmSync(dir, { recursive: true, force: true });
+    provisionedProject = newProject();
+    await ok(["--embedded", "catalog", "migrate"]);
+    await ok(["--embedded", "tenants", "add", "Lincoln High"]);
+    await ok(["--embedded", "all"]);
+  }
+
+  after(() => {
+    for (const project of projects) {
+      // A server a failed test left behind would hold the directory: stop it by its pid.
+      const pidFile = path.join(project, ".tenant-migrate", "pgdata", "postmaster.pid");
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+        if (pid > 0 && isAlive(pid)) process.kill(pid, "SIGQUIT");
+      }
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 
   it("runs catalog migrate, tenants add and all on its own server, then finds everything up to date", async () => {
+    newProject();
     const catalog = await ok(["--embedded", "catalog", "migrate"]);
     assert.equal(catalog.stdout.trim(), `catalog migrated: ${BUNDLED_CATALOG.join(", ")}`);
     // The data lives under .tenant-migrate/ in the working directory.
@@ -144,6 +168,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
   });
 
   it("make add_allergens writes a new migration that --embedded all then applies", async () => {
+    await provisioned();
     const make = await ok(["make", "add_allergens"]);
     const made = readdirSync(path.join(dir, "app_migrations")).filter((f) => f.endsWith("_add_allergens.js"));
     assert.equal(made.length, 1);
@@ -167,6 +192,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
   });
 
   it("a run killed while its server runs leaves it behind; the next run stops it and leaves none", async () => {
+    await provisioned();
     const pidFile = path.join(dir, ".tenant-migrate", "pgdata", "postmaster.pid");
     const killed = startCli(["--embedded", "status"], { cwd: dir, env: {} });
     // Killed once the server is up: a SIGKILL gives the CLI no chance to stop it.
@@ -182,6 +208,7 @@ describe("--embedded", { timeout: 300_000 }, () => {
   });
 
   it("is never used unless asked for", async () => {
+    await provisioned();
     // Even with embedded data in this directory, no setting means exit 2.
     const here = await run(["all"]);
     assert.equal(here.code, 2, here.stderr);

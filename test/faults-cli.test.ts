@@ -1,23 +1,17 @@
 // Faults a run meets from its surroundings: a reader that goes away (`| head
 // -1`, quitting less), a dropped SSH session (SIGHUP), a migration that prints
-// into a --json document, secrets in what is printed and stored, and
-// settings written the way people write them.
+// into a --json document, and secrets in what is printed and stored.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { describe, it } from "node:test";
 import {
   appliedMigrations,
-  BIN,
   blockFirstMigration,
   type Fleet,
   type FleetJson,
   type HistoryJson,
+  MigrationGate,
   parseJson,
   query,
-  runCli,
   SAMPLE,
   SERVER,
   slowMigration,
@@ -110,12 +104,18 @@ describe("a closed stdout or stderr, and SIGHUP, end a run like SIGINT", () => {
   });
 
   it("SIGHUP (a dropped SSH session): the schools in flight finish, history is final, exit 130", async () => {
+    // In place of the slow migration: the four schools in flight wait at the gate while the signal comes.
+    const gate = new MigrationGate(fleet);
+    fleet.writeMigration("20240201000000_slow.js", gate.migration("slow_table"));
     const names = fleet.numberedDbs("hup", 20);
     await fleet.addTenants(names);
-    const run = fleet.start(["all", "--concurrency", "4"]);
-    await waitFor(() => run.output().stdout.includes("provisioned"), 60_000, "a first school done");
+    const run = fleet.start(["all", "--no-template", "--concurrency", "4"]);
+    await gate.waitForArrivals(4);
     run.child.kill("SIGHUP");
+    await waitFor(() => run.output().stderr.includes("SIGHUP: finishing what is in flight"), 20_000, "SIGHUP taken");
+    gate.open();
     const result = await run.done;
+    assert.equal(gate.arrived(), 4, "no school started after the signal");
     assert.equal(result.code, 130, result.stderr);
     assert.equal(result.signal, null);
     assert.doesNotMatch(result.stderr, CRASH);
@@ -260,81 +260,5 @@ export async function down() {}
       assert.match(error, /select \$1::int - invalid input syntax for type integer: "\*\*\*"/);
       await leaks("S3cretBinding", [json.stdout, json.stderr]);
     });
-  });
-});
-
-describe("settings written the way people write them", () => {
-  let dir: string;
-  // The servers named here refuse connections: no retries, the settings' errors are what is checked.
-  const cli = (args: string[], env: Record<string, string> = {}) =>
-    runCli(args, { cwd: dir, env: { TENANT_MIGRATE_RETRIES: "0", ...env } });
-
-  it('a % in a URL names the setting (never "URI malformed") and prints no password', async () => {
-    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
-    try {
-      const result = await cli(["status"], { CATALOG_DATABASE_URL: "postgres://app:50%off@127.0.0.1:1/catalog" });
-      assert.equal(result.code, 2, result.stderr);
-      assert.match(
-        result.stderr,
-        /CATALOG_DATABASE_URL: the password has a "%" that starts no %XX escape; write a % in a URL as %25/,
-      );
-      assert.doesNotMatch(result.stderr, /URI malformed|50%off/);
-      const servers = await cli(["status"], {
-        CATALOG_DATABASE_URL: "postgres://app@127.0.0.1:1/catalog",
-        TENANT_SERVERS: JSON.stringify({ east: "postgres://app:x@127.0.0.1:1/%zz" }),
-      });
-      assert.equal(servers.code, 2, servers.stderr);
-      assert.match(servers.stderr, /TENANT_SERVERS\.east: the database name has a "%"/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it("a # in an unquoted .env value gets the hint to quote it; a comment after a value does not", async () => {
-    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
-    try {
-      const env = path.join(dir, ".env");
-      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pa#ss@127.0.0.1:1/catalog\n");
-      const cut = await cli(["status"]);
-      assert.equal(cut.code, 2, cut.stderr);
-      assert.match(
-        cut.stderr,
-        /CATALOG_DATABASE_URL in .*\.env is cut at "#": quote the value: # starts a comment in \.env/,
-      );
-      assert.doesNotMatch(cut.stderr, /pa#ss|ss@/);
-
-      writeFileSync(env, "PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD=abc#def\n");
-      const password = await cli(["status"]);
-      assert.equal(password.code, 2, password.stderr);
-      assert.match(password.stderr, /PGPASSWORD in .*\.env is cut at "#": quote the value/);
-
-      // A comment after the value is what # is for: no hint, the connection is tried (and refused here).
-      writeFileSync(env, "CATALOG_DATABASE_URL=postgres://app:pass@127.0.0.1:1/catalog # the catalog\n");
-      const comment = await cli(["tenants", "list"]);
-      assert.doesNotMatch(comment.stderr, /cut at "#"/);
-      assert.match(comment.stderr, /cannot connect to the catalog postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/catalog/);
-      // Quoted, the value is read whole.
-      writeFileSync(env, 'PGHOST=127.0.0.1\nPGPORT=1\nPGPASSWORD="abc#def"\n');
-      const quoted = await cli(["tenants", "list"]);
-      assert.doesNotMatch(quoted.stderr, /cut at "#"/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it("`node -- bin/tenant-migrate.js … --env-file X` reads X (the form README gives; without --, Node 20 takes --env-file)", () => {
-    dir = mkdtempSync(path.join(tmpdir(), "tenant-migrate-settings-"));
-    try {
-      const missing = path.join(dir, "missing.env");
-      const result = spawnSync(process.execPath, ["--", BIN, "status", "--env-file", missing], {
-        cwd: dir,
-        encoding: "utf8",
-        env: { PATH: process.env.PATH ?? "" },
-      });
-      assert.equal(result.status, 2, result.stderr);
-      assert.match(result.stderr, /--env-file: .*missing\.env does not exist/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

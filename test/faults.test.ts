@@ -1,7 +1,8 @@
 // Faults a real fleet meets, injected against real servers: a server
 // restarted with `-m immediate` mid-run, terminated backends (the admin, the
-// catalog and a tenant session), a server with few connections, and one
-// database reached through two spellings of its server. The shared test
+// catalog and a tenant session), a server with few connections, one
+// database reached through two spellings of its server, and a refused
+// connection retried a bounded number of times. The shared test
 // server is never restarted: restarts happen on throwaway servers of their own.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -380,5 +381,25 @@ describe("one database reached through two spellings of its server (issue 9 item
     // Nothing reached the shared database.
     assert.equal(await databaseExists(shared), false);
     t.diagnostic(rowA?.error ?? "");
+  });
+});
+
+describe("a refused connection (a transient fault)", () => {
+  let fleet: Fleet;
+  useFleet((f) => {
+    fleet = f;
+  });
+
+  it("retries a refused connection a bounded number of times, then fails that tenant", async () => {
+    await fleet.addSchools({ name: "Far away", database: fleet.db("far"), server: "closed" });
+    const result = await fleet.run(["migrate", fleet.db("far"), "--retries", "2", "--json"], {
+      env: { TENANT_SERVERS: JSON.stringify({ closed: "postgres://nobody:secret-pw@127.0.0.1:1" }) },
+    });
+    assert.equal(result.code, 1);
+    assert.equal((result.stderr.match(/transient fault .*ECONNREFUSED.*; retry \d of 2/g) ?? []).length, 2);
+    const tenant = parseJson<FleetJson>(result.stdout).tenants[0];
+    assert.equal(tenant?.result, "failed");
+    assert.match(tenant?.error ?? "", /ECONNREFUSED/);
+    assert.doesNotMatch(result.stdout + result.stderr, /secret-pw/);
   });
 });

@@ -1,10 +1,10 @@
+// The fleet commands as a user runs them: all, migrate, rollback, provision,
+// status, history, unlock and drop; --dry-run, --on-error abort and unknown
+// tenant names. Each describe has a fleet of its own (most a fresh one per test).
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
-import path from "node:path";
 import { describe, it } from "node:test";
 import {
   appliedMigrations,
-  assertUpAndDown,
   BUNDLED_CATALOG,
   blockFirstMigration,
   byDatabase,
@@ -20,7 +20,6 @@ import {
   query,
   SAMPLE,
   type StatusJson,
-  stampTime,
   type TenantResultJson,
   tableExists,
   tableMigration,
@@ -59,6 +58,73 @@ async function columnExists(database: string, table: string, column: string): Pr
 
 // Each describe below has a fleet of its own: they run side by side, their tests in order.
 describe("fleet commands", { concurrency: 4 }, () => {
+  describe("all", { concurrency: 1 }, () => {
+    let fleet: Fleet;
+    useFleet(
+      (f) => {
+        fleet = f;
+      },
+      { each: true },
+    );
+
+    it("creates and migrates every school database, then finds them up to date", async () => {
+      const names = fleet.dbs("lincoln", "roosevelt", "washington");
+      await fleet.addTenants(names);
+
+      const first = await fleet.run(["all"]);
+      assert.equal(first.code, 0, first.stderr);
+      for (const database of names) {
+        assert.ok(await databaseExists(database), `${database} exists`);
+        assert.ok(await tableExists(database, "lunch_week"));
+        assert.ok(await tableExists(database, "menu_item"));
+        assert.deepEqual(await appliedMigrations(database), SAMPLE);
+        assert.match(first.stdout, new RegExp(`${database} \\(id \\d+\\) provisioned`));
+      }
+      assert.match(first.stdout, /3 tenants: 3 provisioned \(/);
+
+      const second = await fleet.run(["all", "--json"]);
+      assert.equal(second.code, 0, second.stderr);
+      const json = parseJson<FleetJson>(second.stdout);
+      assert.equal(json.ok, true);
+      assert.deepEqual(json.catalog, { migrations: [] });
+      assert.deepEqual(
+        json.tenants.map((t) => [t.database, t.result, t.migrations.length]),
+        names.map((n) => [n, "up-to-date", 0]),
+      );
+      assert.deepEqual(json.summary, { ...json.summary, total: 3, succeeded: 3, failed: 0, skipped: 0 });
+    });
+
+    it("fails a hostile or over-long row alone, naming it, and migrates the others", async () => {
+      const good = fleet.db("good_school");
+      const hostile = `${fleet.prefix}"; drop database postgres; --`;
+      const tooLong = `${fleet.prefix}_${"x".repeat(64 - fleet.prefix.length - 1)}`; // 64 bytes
+      assert.equal(Buffer.byteLength(tooLong), 64);
+      const [, hostileId, longId] = await fleet.addSchools(
+        { name: "Good", database: good },
+        { name: "Hostile", database: hostile },
+        { name: "Too long", database: tooLong },
+      );
+
+      const result = await fleet.run(["all", "--json"]);
+      assert.equal(result.code, 1, result.stderr);
+      const json = parseJson<FleetJson>(result.stdout);
+      const byId = new Map(json.tenants.map((t) => [t.id, t]));
+      assert.equal(json.tenants.find((t) => t.database === good)?.result, "provisioned");
+      assert.equal(byId.get(hostileId as string)?.result, "failed");
+      assert.match(
+        byId.get(hostileId as string)?.error ?? "",
+        /school \d+: database name .* is not a lower-case PostgreSQL name/,
+      );
+      assert.equal(byId.get(longId as string)?.result, "failed");
+      assert.match(byId.get(longId as string)?.error ?? "", /64 bytes long; PostgreSQL allows at most 63/);
+      assert.equal(json.summary.failed, 2);
+      assert.ok(await databaseExists("postgres"));
+      assert.equal(await databaseExists(tooLong.slice(0, 63)), false, "no truncated database was created");
+      const rows = await query(good, "select count(*)::int as n from knex_migrations");
+      assert.deepEqual(rows, [{ n: 3 }]);
+    });
+  });
+
   describe("all --json with a tenant whose data breaks a migration", { concurrency: 1 }, () => {
     let fleet: Fleet;
     useFleet((f) => {
@@ -123,17 +189,66 @@ export async function down(knex) {
     });
   });
 
+  describe("migrate with a tenant whose data breaks a migration", { concurrency: 1 }, () => {
+    let fleet: Fleet;
+    useFleet((f) => {
+      fleet = f;
+    });
+
+    it("a tenant whose data breaks a migration fails alone, with nothing half-made", async () => {
+      const [good, bad] = fleet.dbs("good", "bad");
+      await fleet.addMigrated([good, bad]);
+      await query(bad, "insert into lunch_week (week_of) values ('2024-01-01'), ('2024-01-08')");
+      await query(bad, "update lunch_week set is_published = true");
+      fleet.writeMigration("20240401000000_add_notes.js", tableMigration("notes"));
+      fleet.writeMigration(
+        "20240401000001_one_published_week.js",
+        `export async function up(knex) {
+    await knex.raw("create unique index one_published_week on lunch_week (is_published) where is_published");
+  }
+  export async function down(knex) { await knex.raw("drop index one_published_week"); }`,
+      );
+      const result = await fleet.run(["migrate", "--json"]);
+      assert.equal(result.code, 1, result.stderr);
+      const json = parseJson<FleetJson>(result.stdout);
+      const goodResult = json.tenants.find((t) => t.database === good);
+      const badResult = json.tenants.find((t) => t.database === bad);
+      assert.equal(goodResult?.result, "migrated");
+      assert.deepEqual(goodResult?.migrations, ["20240401000000_add_notes.js", "20240401000001_one_published_week.js"]);
+      assert.equal(badResult?.result, "failed");
+      assert.deepEqual(badResult?.migrations, []);
+      assert.match(badResult?.error ?? "", /migration 20240401000001_one_published_week\.js failed/);
+      assert.match(badResult?.error ?? "", /could not create unique index/);
+      assert.match(badResult?.error ?? "", /SQLSTATE 23505/);
+      assert.match(badResult?.error ?? "", /detail: Key \(is_published\)=\(t\) is duplicated/);
+      assert.equal(await tableExists(bad, "notes"), false, "the batch was rolled back whole");
+      assert.equal((await appliedMigrations(bad)).length, 3);
+      assert.deepEqual(await lockFlag(bad), [0]);
+      assert.ok(await tableExists(good, "notes"));
+    });
+  });
+
   describe("migrate, rollback one school, status", { concurrency: 1 }, () => {
     let fleet: Fleet;
     let dbs: [string, string, string];
     let ids: string[];
     const N1 = "20250101000000_create_allergen_note.js";
     const N2 = "20250102000000_create_recipe.js";
-    useFleet(async (f) => {
-      fleet = f;
-      dbs = fleet.dbs("lincoln", "roosevelt", "adams");
-      ids = await fleet.addMigrated(dbs);
-    });
+    useFleet(
+      async (f) => {
+        fleet = f;
+        dbs = fleet.dbs("lincoln", "roosevelt", "adams");
+        ids = await fleet.addMigrated(dbs);
+      },
+      { each: true },
+    );
+
+    /** Writes these migration files and migrates every school to them (one batch). */
+    async function migrateTo(...files: [string, string][]): Promise<void> {
+      for (const [name, table] of files) fleet.writeMigration(name, tableMigration(table));
+      const result = await fleet.run(["migrate"]);
+      assert.equal(result.code, 0, result.stderr);
+    }
 
     it("migrate with no names runs a new file on every tenant, and only that file", async () => {
       fleet.writeMigration(N1, tableMigration("allergen_note"));
@@ -157,6 +272,7 @@ export async function down(knex) {
 
     it("rollback <school_database> rolls back that school only", async () => {
       const [lincoln, roosevelt, adams] = dbs;
+      await migrateTo([N1, "allergen_note"]);
       const result = await fleet.run(["rollback", roosevelt, "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
@@ -175,6 +291,9 @@ export async function down(knex) {
 
     it("status --check exits 1 and status --json shows that school pending", async () => {
       const [lincoln, roosevelt, adams] = dbs;
+      await migrateTo([N1, "allergen_note"]);
+      const back = await fleet.run(["rollback", roosevelt]);
+      assert.equal(back.code, 0, back.stderr);
       const check = await fleet.run(["status", "--check"]);
       assert.equal(check.code, 1, check.stderr);
       assert.match(check.stdout, new RegExp(`${roosevelt} \\(id ${ids[1]}\\) pending .*${N1}`));
@@ -192,13 +311,11 @@ export async function down(knex) {
         assert.deepEqual(states.get(db)?.applied, [...SAMPLE, N1]);
         assert.deepEqual(states.get(db)?.pending, []);
       }
-
-      const migrate = await fleet.run(["migrate", roosevelt]);
-      assert.equal(migrate.code, 0, migrate.stderr);
     });
 
     it("rollback <school_id> works too", async () => {
       const [lincoln, roosevelt, adams] = dbs;
+      await migrateTo([N1, "allergen_note"]);
       const result = await fleet.run(["rollback", ids[2] as string, "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
@@ -209,11 +326,10 @@ export async function down(knex) {
       assert.equal(await tableExists(adams, "allergen_note"), false);
       assert.deepEqual(await appliedMigrations(adams), SAMPLE);
       for (const db of [lincoln, roosevelt]) assert.deepEqual(await appliedMigrations(db), [...SAMPLE, N1]);
-      const migrate = await fleet.run(["migrate", ids[2] as string]);
-      assert.equal(migrate.code, 0, migrate.stderr);
     });
 
     it("rollback with no tenant and no --all-tenants exits 2 and changes nothing", async () => {
+      await migrateTo([N1, "allergen_note"]);
       const before = await Promise.all(dbs.map(migrationBatches));
       const historyBefore = await historyCount(fleet.catalog);
       const result = await fleet.run(["rollback"]);
@@ -225,6 +341,7 @@ export async function down(knex) {
     });
 
     it("rollback --all-tenants --step 2 undoes the last two batches everywhere", async () => {
+      await migrateTo([N1, "allergen_note"]);
       fleet.writeMigration(N2, tableMigration("recipe"));
       const migrate = await fleet.run(["migrate"]);
       assert.equal(migrate.code, 0, migrate.stderr);
@@ -246,8 +363,7 @@ export async function down(knex) {
     });
 
     it("rollback --all-tenants --to MIGRATION stops when it is the newest applied", async () => {
-      const migrate = await fleet.run(["migrate"]);
-      assert.equal(migrate.code, 0, migrate.stderr);
+      await migrateTo([N1, "allergen_note"], [N2, "recipe"]);
       const result = await fleet.run(["rollback", "--all-tenants", "--yes", "--to", SAMPLE[1] as string, "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
@@ -269,16 +385,17 @@ export async function down(knex) {
 
     it("rollback <school> --all undoes every batch of that school; again, nothing to roll back", async () => {
       const [lincoln, roosevelt, adams] = dbs;
+      await migrateTo([N1, "allergen_note"]);
       const result = await fleet.run(["rollback", lincoln, "--all", "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const json = parseJson<FleetJson>(result.stdout);
       assert.deepEqual(
         json.tenants.map((t) => [t.database, t.result, t.migrations]),
-        [[lincoln, "rolled-back", [SAMPLE[1], SAMPLE[0]]]],
+        [[lincoln, "rolled-back", [N1, ...[...SAMPLE].reverse()]]],
       );
       assert.deepEqual(await appliedMigrations(lincoln), []);
       assert.equal(await tableExists(lincoln, "lunch_week"), false);
-      for (const db of [roosevelt, adams]) assert.deepEqual(await appliedMigrations(db), SAMPLE.slice(0, 2));
+      for (const db of [roosevelt, adams]) assert.deepEqual(await appliedMigrations(db), [...SAMPLE, N1]);
 
       const again = await fleet.run(["rollback", lincoln, "--json"]);
       assert.equal(again.code, 0, again.stderr);
@@ -443,11 +560,14 @@ export async function down(knex) {
     let fleet: Fleet;
     let dbs: string[];
     let ids: string[];
-    useFleet(async (f) => {
-      fleet = f;
-      dbs = fleet.dbs("p_one", "p_two", "p_three");
-      ids = await fleet.addTenants(dbs);
-    });
+    useFleet(
+      async (f) => {
+        fleet = f;
+        dbs = fleet.dbs("p_one", "p_two", "p_three");
+        ids = await fleet.addTenants(dbs);
+      },
+      { each: true },
+    );
 
     it("migrate on a tenant that is not provisioned fails it, saying to provision", async () => {
       const result = await fleet.run(["migrate", dbs[0] as string, "--json"]);
@@ -475,6 +595,8 @@ export async function down(knex) {
     });
 
     it("provision --missing takes only the tenants without a database; with none left it does nothing", async () => {
+      const first = await fleet.run(["provision", dbs[0] as string]);
+      assert.equal(first.code, 0, first.stderr);
       const result = await fleet.run(["provision", "--missing", "--json"]);
       assert.equal(result.code, 0, result.stderr);
       assert.deepEqual(
@@ -603,59 +725,21 @@ export async function down(knex) {
     });
   });
 
-  describe("make, tenants add, history, unlock, drop", { concurrency: 1 }, () => {
+  describe("history, unlock, drop", { concurrency: 1 }, () => {
     let fleet: Fleet;
-    let made: string;
     let school: string;
-    useFleet((f) => {
-      fleet = f;
-    });
-
-    it("make NAME writes a timestamped migration with up and down in the app folder", async () => {
-      const started = Date.now();
-      const result = await fleet.run(["make", "add_allergens"]);
-      assert.equal(result.code, 0, result.stderr);
-      const files = readdirSync(fleet.appMigrations).filter((f) => f.includes("add_allergens"));
-      assert.equal(files.length, 1);
-      made = files[0] as string;
-      const match = /^(\d{14})_add_allergens\.js$/.exec(made);
-      assert.ok(match, made);
-      const stamp = match[1] as string;
-      assert.ok(Math.abs(stampTime(stamp) - started) < 120_000, `timestamp ${stamp} is now (UTC)`);
-      assert.match(result.stdout, new RegExp(`created .*${made}`));
-      assertUpAndDown(path.join(fleet.appMigrations, made));
-      assert.ok(made > (SAMPLE[2] as string), "sorts after the existing migrations");
-
-      const bad = await fleet.run(["make", "no spaces!"]);
-      assert.equal(bad.code, 2, bad.stderr);
-    });
-
-    it("make --catalog writes into the catalog folder, not the app folder", async () => {
-      const dir = path.join(fleet.cwd, "my_catalog_migrations");
-      mkdirSync(dir);
-      const before = readdirSync(fleet.appMigrations);
-      const result = await fleet.run(["make", "add_district", "--catalog"], { env: { CATALOG_MIGRATIONS_DIR: dir } });
-      assert.equal(result.code, 0, result.stderr);
-      const files = readdirSync(dir);
-      assert.equal(files.length, 1);
-      assert.match(files[0] as string, /^\d{14}_add_district\.js$/);
-      assert.match(readFileSync(path.join(dir, files[0] as string), "utf8"), /function down/);
-      assert.deepEqual(readdirSync(fleet.appMigrations), before);
-    });
-
-    it("tenants add NAME --provision creates the row and the database, migrated (the made file too)", async () => {
-      school = `${fleet.prefix}_lincoln_high`;
-      const result = await fleet.run(["tenants", "add", `${fleet.prefix} Lincoln High`, "--provision"]);
-      assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stdout, new RegExp(`added school \\d+: .*database ${school}`));
-      assert.match(result.stdout, new RegExp(`${school} \\(id \\d+\\) provisioned`));
-      const rows = await query(fleet.catalog, "select school_name, school_database from schools");
-      assert.deepEqual(rows, [{ school_name: `${fleet.prefix} Lincoln High`, school_database: school }]);
-      assert.deepEqual(await appliedMigrations(school), [...SAMPLE, made]);
-      assert.ok(await tableExists(school, "menu_item"));
-    });
+    useFleet(
+      async (f) => {
+        fleet = f;
+        school = fleet.db("lincoln_high");
+        await fleet.addTenants([school]);
+      },
+      { each: true },
+    );
 
     it("history shows runs newest first with command, result and migrations", async () => {
+      const provision = await fleet.run(["provision", school]);
+      assert.equal(provision.code, 0, provision.stderr);
       const rollback = await fleet.run(["rollback", school, "--all"]);
       assert.equal(rollback.code, 0, rollback.stderr);
       const migrate = await fleet.run(["migrate", school]);
@@ -666,14 +750,13 @@ export async function down(knex) {
       const result = await fleet.run(["history", school, "--json"]);
       assert.equal(result.code, 0, result.stderr);
       const entries = parseJson<HistoryJson>(result.stdout).history;
-      const all = [...SAMPLE, made];
       assert.deepEqual(
         entries.map((e) => [e.command, e.result, e.migrations]),
         [
           ["migrate", "up-to-date", []],
-          ["migrate", "migrated", all],
-          ["rollback", "rolled-back", [...all].reverse()],
-          ["provision", "provisioned", all],
+          ["migrate", "migrated", SAMPLE],
+          ["rollback", "rolled-back", [...SAMPLE].reverse()],
+          ["provision", "provisioned", SAMPLE],
         ],
       );
       for (const e of entries) assert.equal(e.database, school);
@@ -693,6 +776,8 @@ export async function down(knex) {
     });
 
     it("unlock clears a stale knex lock flag", async () => {
+      const provision = await fleet.run(["provision", school]);
+      assert.equal(provision.code, 0, provision.stderr);
       await leaveStaleLock(school);
       const locked = await fleet.run(["status", school, "--json"]);
       assert.equal(parseJson<StatusJson>(locked.stdout).tenants[0]?.state, "locked");
@@ -708,6 +793,8 @@ export async function down(knex) {
     });
 
     it("drop refuses without --yes, and with --yes the database is gone and status says not-provisioned", async () => {
+      const provision = await fleet.run(["provision", school]);
+      assert.equal(provision.code, 0, provision.stderr);
       const refused = await fleet.run(["drop", school]);
       assert.equal(refused.code, 2, refused.stderr);
       assert.match(refused.stderr, /--yes/);
@@ -728,10 +815,11 @@ export async function down(knex) {
     let fleet: Fleet;
     let a: string;
     let b: string;
+    let aId: string;
     useFleet(async (f) => {
       fleet = f;
       [a, b] = fleet.dbs("known_a", "known_b");
-      await fleet.addTenants([a, b]);
+      [aId] = (await fleet.addTenants([a, b])) as [string, string];
       const result = await fleet.run(["provision", a]);
       assert.equal(result.code, 0, result.stderr);
       fleet.writeMigration("20250101000000_create_allergen_note.js", tableMigration("allergen_note"));
@@ -742,16 +830,23 @@ export async function down(knex) {
       const before = { applied: await migrationBatches(a), history: await historyCount(fleet.catalog) };
       const runs = [
         ["migrate", a, ghost, "--json"],
+        ["migrate", aId, "999999"],
         ["rollback", a, ghost],
         ["provision", b, ghost],
         ["drop", a, ghost, "--yes"],
         ["unlock", a, ghost],
+        ["status", ghost],
       ];
       for (const args of runs) {
         const result = await fleet.run(args);
+        const unknown = args.includes(ghost) ? ghost : "999999";
         assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
-        assert.match(result.stderr, new RegExp(`unknown tenant.*${ghost}`), args.join(" "));
+        assert.match(result.stderr, new RegExp(`unknown tenant.*${unknown}`), args.join(" "));
       }
+      // Several unknown names are reported at once.
+      const two = await fleet.run(["migrate", "ghost_one", "ghost_two"]);
+      assert.equal(two.code, 2, two.stderr);
+      assert.match(two.stderr, /unknown tenants: ghost_one, ghost_two/);
       assert.deepEqual(await migrationBatches(a), before.applied);
       assert.equal(await tableExists(a, "allergen_note"), false);
       assert.equal(await databaseExists(b), false);

@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { freePort, startThrowawayServer } from "../scripts/throwaway-server.mjs";
 import { templatePrefix } from "../src/core/template.ts";
-import { freePort, startThrowawayServer } from "./throwaway-server.mjs";
 
 // ---- Where things are: the repository, the test server, the sample migrations.
 
@@ -385,11 +385,13 @@ export const HAS_SCRIPT = (() => {
 /**
  * Runs the built CLI with stdout (and stderr, unless `stderrFile` is given)
  * on a pseudo-terminal, through `script`; returns what the terminal showed.
- * On timeout the CLI itself is killed (by its pid), not only `script`.
+ * `{ shell }` runs a shell command line instead (for `| tee` and `> file`;
+ * it names the CLI itself, e.g. with BIN). On timeout the CLI itself is
+ * killed (its process group), not only `script`.
  */
 export async function runInTty(
   fleet: Fleet,
-  args: string[],
+  args: string[] | { shell: string },
   options: { env?: Record<string, string | undefined>; stderrFile?: string; columns?: number; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; tty: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
@@ -397,8 +399,8 @@ export async function runInTty(
   // `script` gives a terminal of 0 columns unless told otherwise; a real terminal has a size.
   const size = options.columns === undefined ? "" : `stty cols ${options.columns} rows 40; `;
   const pidFile = path.join(fleet.cwd, `tty-${randomBytes(4).toString("hex")}.pid`);
-  const cli = [BIN, ...args].map(quote).join(" ");
-  const command = `${size}echo $$ > ${quote(pidFile)}; exec ${cli}${redirect}`;
+  const run = Array.isArray(args) ? `exec ${[BIN, ...args].map(quote).join(" ")}${redirect}` : args.shell;
+  const command = `${size}echo $$ > ${quote(pidFile)}; ${run}`;
   const env = cleanEnv({ ...fleet.env, ...options.env });
   const child = spawn("script", ["-qec", command, "/dev/null"], {
     cwd: fleet.cwd,
@@ -411,7 +413,8 @@ export async function runInTty(
   });
   const timer = setTimeout(() => {
     try {
-      process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+      // The shell `script` started leads a process group: the CLI, or every command of the line.
+      process.kill(-Number(readFileSync(pidFile, "utf8")), "SIGKILL");
     } catch {
       // not started yet, or already gone
     }
@@ -511,7 +514,6 @@ export const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`);
 
 // ---- Migration files: ones the tests write, and ones `make` writes.
 
-/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
 /** A migration that sleeps `seconds` in its transaction, then creates `table`. */
 export function slowMigration(table: string, seconds: number): string {
   return `export async function up(knex) {
@@ -524,6 +526,7 @@ export async function down(knex) {
 `;
 }
 
+/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
 export function tableMigration(table: string): string {
   return `export async function up(knex) {
   await knex.schema.createTable("${table}", (t) => {
@@ -536,6 +539,52 @@ export async function down(knex) {
   await knex.schema.dropTable("${table}");
 }
 `;
+}
+
+/**
+ * A gate for signal tests: its migration says that a school has reached it (a
+ * file in the gate's folder), then waits inside the school's transaction until
+ * the test opens the gate. A test waits for the schools it expects in flight,
+ * signals, then opens: what was in flight at the signal is known, not timed.
+ */
+export class MigrationGate {
+  readonly dir: string;
+
+  constructor(fleet: Fleet) {
+    this.dir = mkdtempSync(path.join(fleet.cwd, "gate-"));
+  }
+
+  /** The migration that waits at this gate, then creates `table` (its down drops it). */
+  migration(table: string): string {
+    const dir = JSON.stringify(this.dir);
+    return `import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
+export async function up(knex) {
+  await knex.raw("select 1");
+  writeFileSync(path.join(${dir}, "arrived-" + Math.random().toString(36).slice(2)), "");
+  while (!existsSync(path.join(${dir}, "open"))) await new Promise((r) => setTimeout(r, 20));
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  await knex.schema.dropTable("${table}");
+}
+`;
+  }
+
+  /** How many schools have reached the gate so far. */
+  arrived(): number {
+    return readdirSync(this.dir).filter((f) => f.startsWith("arrived-")).length;
+  }
+
+  /** Waits until `count` schools wait at the gate. */
+  waitForArrivals(count: number): Promise<void> {
+    return waitFor(() => this.arrived() >= count, 60_000, `${count} schools at the gate`);
+  }
+
+  /** Lets every school waiting at the gate, and every later one, through. */
+  open(): void {
+    writeFileSync(path.join(this.dir, "open"), "");
+  }
 }
 
 /** The UTC time of a made migration's 14-digit timestamp (YYYYMMDDhhmmss), to check that it says "now". */

@@ -1,3 +1,7 @@
+// The operator's view: on a terminal a header, a live bar and a recap by
+// cause with the rerun command; run ids; schools named by school_name;
+// status counts; help; catalog text escaped; an empty catalog; and a
+// 120-school run that stays within one screen.
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -14,6 +18,7 @@ import {
   query,
   runInTty,
   useFleet,
+  withFleet,
 } from "./helpers.ts";
 import { screenOf } from "./screen.ts";
 
@@ -26,45 +31,25 @@ function terminalRows(lines: string[], columns: number): number {
   return lines.reduce((n, line) => n + Math.max(1, Math.ceil([...line].length / columns)), 0);
 }
 
-/** Runs the CLI through a shell on a pseudo-terminal (for `| tee` and `> file`), like runInTty. */
-async function runShellInTty(fleet: Fleet, shell: string, timeoutMs = 120_000) {
-  const { spawn } = await import("node:child_process");
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !/^(PG|CATALOG_|APP_MIGRATIONS|TENANT_)/.test(k)) env[k] = v;
-  Object.assign(env, fleet.env, { NO_COLOR: "", PATH: `${path.dirname(process.execPath)}:${env.PATH ?? ""}` });
-  delete env.CI;
-  const child = spawn("script", ["-qec", `stty cols 100 rows 40; ${shell}`, "/dev/null"], {
-    cwd: fleet.cwd,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let tty = "";
-  child.stdout?.on("data", (chunk) => {
-    tty += chunk;
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, tty };
+/** Twelve schools, the first two broken (a table in the first migration's way): their ids and broken databases. */
+async function twelveSchools(fleet: Fleet): Promise<{ ids: string[]; broken: string[] }> {
+  // The broken schools come first: with --concurrency 2 they fail before the others start.
+  const dbs = fleet.numberedDbs("ov", 12);
+  const broken = dbs.slice(0, 2);
+  for (const db of broken) await blockFirstMigration(db);
+  return { ids: await fleet.addTenants(dbs), broken };
 }
 
-describe("ops view: a small fleet with two failures", () => {
+describe("ops view: a new fleet of twelve, two failing, on a terminal", { skip: !HAS_SCRIPT }, () => {
   let fleet: Fleet;
   let ids: string[];
   let broken: string[];
   useFleet(async (f) => {
     fleet = f;
-    // The broken schools come first: with --concurrency 2 they fail before the others start.
-    const dbs = fleet.numberedDbs("ov", 12);
-    broken = dbs.slice(0, 2);
-    for (const db of broken) await blockFirstMigration(db);
-    ids = await fleet.addTenants(dbs);
+    ({ ids, broken } = await twelveSchools(fleet));
   });
 
-  it("on a terminal: header, a live bar, failures as they happen, then the recap by cause and the rerun command", {
-    skip: !HAS_SCRIPT,
-  }, async () => {
+  it("header, a live bar, failures as they happen, then the recap by cause and the rerun command", async () => {
     const run = await runInTty(fleet, ["all", "--concurrency", "2"], {
       env: { CI: undefined, NO_COLOR: "1" },
       columns: 100,
@@ -112,6 +97,19 @@ describe("ops view: a small fleet with two failures", () => {
     assert.equal(whole.history.length, 12);
     assert.ok(whole.run.runId.startsWith(details[1] as string));
   });
+});
+
+describe("ops view: a fleet of twelve, two failing, provisioned", () => {
+  let fleet: Fleet;
+  let ids: string[];
+  let broken: string[];
+  // Provisioned here: the tests below only read, and leave the fleet as they found it.
+  useFleet(async (f) => {
+    fleet = f;
+    ({ ids, broken } = await twelveSchools(fleet));
+    const all = await fleet.run(["all"]);
+    assert.equal(all.code, 1, all.stderr);
+  });
 
   it("--json adds the run id and the summary by result", async () => {
     const json = parseJson<FleetJson & { run: string; summary: { byResult: Record<string, number> } }>(
@@ -124,16 +122,22 @@ describe("ops view: a small fleet with two failures", () => {
   });
 
   it("names schools by school_name too, and a typo gets a suggestion (exit 2)", async () => {
-    await query(fleet.catalog, "update schools set school_name = 'Lincoln High' where school_id = $1", [ids[5]]);
-    const byName = await fleet.run(["migrate", "lincoln high", "--json"]);
-    assert.equal(byName.code, 0, byName.stderr);
-    assert.deepEqual(
-      parseJson<FleetJson>(byName.stdout).tenants.map((t) => t.id),
-      [ids[5]],
-    );
-    const typo = await fleet.run(["migrate", "Lincon High"]);
-    assert.equal(typo.code, 2);
-    assert.match(typo.stderr, /unknown tenant: Lincon High \(did you mean Lincoln High\?\)/);
+    await withFleet({}, async (own) => {
+      const [, lincoln] = await own.addSchools(
+        { name: "Roosevelt Middle", database: own.db("roosevelt") },
+        { name: "Lincoln High", database: own.db("lincoln") },
+      );
+      assert.equal((await own.run(["all"])).code, 0);
+      const byName = await own.run(["migrate", "lincoln high", "--json"]);
+      assert.equal(byName.code, 0, byName.stderr);
+      assert.deepEqual(
+        parseJson<FleetJson>(byName.stdout).tenants.map((t) => t.id),
+        [lincoln],
+      );
+      const typo = await own.run(["migrate", "Lincon High"]);
+      assert.equal(typo.code, 2);
+      assert.match(typo.stderr, /unknown tenant: Lincon High \(did you mean Lincoln High\?\)/);
+    });
   });
 
   it("status: counts per state, only the schools that are not up to date, all with --verbose", async () => {
@@ -264,6 +268,13 @@ describe(`ops view: ${SCHOOLS} schools, 5 failing`, { skip: !HAS_SCRIPT }, () =>
     }
   });
 
+  /** The schools the first test's run provisions, for a test run without it (a no-op after it). */
+  async function provisionMissing(): Promise<void> {
+    const result = await fleet.run(["provision", "--missing"], { timeoutMs: 400_000 });
+    assert.equal(result.code, 0, result.stderr);
+  }
+
+  // This test comes first: it measures the run that provisions the fleet (120 more databases per test is too slow).
   it("on a terminal the whole run takes no more than 25 rows, and ends with the 5 failures grouped", async () => {
     const run = await runInTty(fleet, ["all"], {
       env: { CI: undefined, NO_COLOR: "1" },
@@ -282,6 +293,7 @@ describe(`ops view: ${SCHOOLS} schools, 5 failing`, { skip: !HAS_SCRIPT }, () =>
   });
 
   it("off a terminal: one plain line per school and no ANSI; --quiet prints only the failures", async () => {
+    await provisionMissing();
     const plain = await fleet.run(["migrate"], { env: { CI: undefined } });
     assert.equal(plain.code, 1);
     assert.doesNotMatch(plain.stdout + plain.stderr, ANSI);
@@ -299,15 +311,17 @@ describe(`ops view: ${SCHOOLS} schools, 5 failing`, { skip: !HAS_SCRIPT }, () =>
   });
 
   it("`| tee` gets no spinner fragments, and `> file` leaves the terminal with the summary", async () => {
+    await provisionMissing();
     const log = path.join(fleet.cwd, "deploy.log");
-    const tee = await runShellInTty(fleet, `'${BIN}' migrate | tee '${log}'`);
+    const shell = { env: { CI: undefined }, columns: 100, timeoutMs: 120_000 };
+    const tee = await runInTty(fleet, { shell: `'${BIN}' migrate | tee '${log}'` }, shell);
     const file = await readFile(log, "utf8");
     assert.doesNotMatch(file, ANSI);
     assert.doesNotMatch(file, SPINNER_BITS);
     assert.doesNotMatch(tee.tty, SPINNER_BITS, "the terminal under tee shows no spinner either");
     assert.equal(file.split("\n").filter((l) => / \(id \d+\) /.test(l)).length, SCHOOLS);
 
-    const redirected = await runShellInTty(fleet, `'${BIN}' migrate > '${log}'`);
+    const redirected = await runInTty(fleet, { shell: `'${BIN}' migrate > '${log}'` }, shell);
     const screen = screenOf(redirected.tty);
     assert.match(screen.at(-1) ?? "", new RegExp(`^${SCHOOLS} tenants: ${SCHOOLS - 5} up to date · 5 failed`));
     // The cursor the spinner hid is shown again.

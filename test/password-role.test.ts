@@ -97,6 +97,25 @@ describe("a password role on the user's own PostgreSQL", () => {
     }
   });
 
+  /**
+   * What the first test does, for the tests after it not to rely on it:
+   * the catalog migrated and the three schools provisioned, as the role
+   * (each step a no-op when already done).
+   */
+  async function schoolsMigrated(): Promise<void> {
+    assert.equal((await fleet.run(["catalog", "migrate"])).code, 0);
+    for (const school of schools) {
+      await query(
+        fleet.catalog,
+        "insert into schools (school_name, school_database) values ($1, $2) on conflict do nothing",
+        [`${school} school`, fleet.db(school)],
+        owner,
+      );
+    }
+    const all = await fleet.run(["all"]);
+    assert.equal(all.code, 0, all.stderr);
+  }
+
   it("migrates the catalog and every hand-inserted school as that role, which owns them all", async () => {
     const catalog = await fleet.run(["catalog", "migrate"]);
     assert.equal(catalog.code, 0, catalog.stderr);
@@ -138,6 +157,7 @@ describe("a password role on the user's own PostgreSQL", () => {
   });
 
   it("fails a hostile row alone (exit 1) while the others succeed", async () => {
+    await schoolsMigrated();
     const newcomer = fleet.db("newcomer");
     const hostileName = `${fleet.prefix}"; drop database "${fleet.catalog}"; --`;
     const [hostile] = await query<{ id: string }>(
@@ -192,6 +212,7 @@ describe("a password role on the user's own PostgreSQL", () => {
   });
 
   it("a tenant database is closed to roles without grants, open to its owner", async () => {
+    await schoolsMigrated();
     const database = fleet.db("lincoln");
     await assert.rejects(connectAs(database, stranger), (error: Error & { code?: string }) => {
       assert.equal(error.code, "42501");
@@ -209,6 +230,7 @@ describe("a password role on the user's own PostgreSQL", () => {
   });
 
   it("TENANT_MIGRATE_APP_ROLE (or --app-role) lets the app role connect to databases provisioned with it", async () => {
+    await schoolsMigrated();
     const withEnv = fleet.db("app_env");
     const withFlag = fleet.db("app_flag");
     await query(
@@ -234,6 +256,7 @@ describe("a password role on the user's own PostgreSQL", () => {
   });
 
   it("a role that may not connect to the catalog is a catalog error (exit 2) for every command", async () => {
+    await schoolsMigrated();
     await query("postgres", `revoke all on database "${fleet.catalog}" from public`);
     writeFileSync(path.join(fleet.cwd, "stranger.env"), `CATALOG_DATABASE_URL=${urlFor(fleet.catalog, stranger)}\n`);
     const masked = `postgres://${stranger.name}:***@`;

@@ -176,9 +176,12 @@ export async function down(knex) { await knex.schema.dropTable("big"); }
 
 describe("reserved and foreign databases", () => {
   let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
 
   it("a row naming a tenant_migrate_* database fails alone; that database is untouched", async () => {
     const reserved = `tenant_migrate_${fleet.prefix}_x`;
@@ -264,9 +267,12 @@ describe("reserved and foreign databases", () => {
 
 describe("closed databases", () => {
   let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
 
   it("an operator-closed database is reported closed, fails in fleet commands, and stays closed with its grants", async () => {
     const [open, closed] = fleet.dbs("open", "closed");

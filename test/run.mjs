@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, serverDirectory, startThrowawayServer } from "./throwaway-server.mjs";
+import { freePort, serverDirectory, startThrowawayServer } from "../scripts/throwaway-server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);

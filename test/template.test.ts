@@ -1,19 +1,24 @@
-// Template copies (--template): keyed by the migration files' contents, safe
-// after a crash, and listed and pruned by `templates`.
+// Template copies (--template): built once per migration set, copied for new
+// schools, keyed by the migration files' contents, safe after a crash, and
+// listed and pruned by `templates`.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  appliedMigrations,
   type Fleet,
   type FleetJson,
   parseJson,
   query,
+  SAMPLE,
   type SecondServer,
   startSecondServer,
+  tableExists,
   tableMigration,
   useFleet,
   withClient,
+  withFleet,
 } from "./helpers.ts";
 
 /** A migration creating `table` with one text column `column`. */
@@ -39,6 +44,106 @@ async function columns(database: string, table: string): Promise<string[]> {
     [table],
   );
   return rows.map((r) => r.column_name);
+}
+
+describe("provisioning from a template database", () => {
+  let fleet: Fleet;
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
+
+  const times = (database: string) =>
+    query<{ name: string; t: string }>(
+      database,
+      "select name, migration_time::text as t from knex_migrations order by id",
+    );
+
+  it("copies new schools from a closed template that has every migration, built once per migration set", async () => {
+    const [a, b] = fleet.dbs("tpl_a", "tpl_b");
+    await fleet.addTenants([a, b]);
+    const result = await fleet.run(["all", "--template", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    for (const tenant of parseJson<FleetJson>(result.stdout).tenants) {
+      assert.equal(tenant.result, "provisioned");
+      assert.deepEqual(tenant.migrations, SAMPLE);
+    }
+    const [template] = await templatesOf(fleet);
+    assert.deepEqual(await templatesOf(fleet), [template], "one finished template, closed to connections");
+    // Copies carry the template's knex_migrations rows, times included: both schools agree to the microsecond.
+    assert.deepEqual(await times(a), await times(b));
+    assert.deepEqual(
+      (await times(a)).map((r) => r.name),
+      SAMPLE,
+    );
+    assert.ok(await tableExists(a, "menu_item"));
+    // The template was frozen before it was closed: in a copy, knex_migrations' relfrozenxid is past the xmin of
+    // its rows (a VACUUM without FREEZE would leave those rows unfrozen and relfrozenxid at or before their xmin).
+    const [frozen] = await query<{ ok: boolean }>(
+      a,
+      `select (select age(relfrozenxid) from pg_class where relname = 'knex_migrations')
+              < (select min(age(xmin)) from knex_migrations) as ok`,
+    );
+    assert.equal(frozen?.ok, true, "the copy's rows are frozen");
+
+    // Without --template (the default; --no-template says so): the school runs its migrations itself (its own times).
+    const [c] = fleet.dbs("tpl_c");
+    await fleet.addTenants([c]);
+    const plain = await fleet.run(["all", "--no-template", "--json"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(
+      (await times(c)).map((r) => r.name),
+      SAMPLE,
+    );
+    assert.notDeepEqual(await times(c), await times(a));
+
+    // A new migration set gets a new template; copies of it have the new file too.
+    fleet.writeMigration("20240701000000_extra.js", tableMigration("extra"));
+    const [d] = fleet.dbs("tpl_d");
+    await fleet.addTenants([d]);
+    const next = await fleet.run(["--template", "all", "--json"]);
+    assert.equal(next.code, 0, next.stderr);
+    const dResult = parseJson<FleetJson>(next.stdout).tenants.find((t) => t.database === d);
+    assert.deepEqual(dResult?.migrations, [...SAMPLE, "20240701000000_extra.js"]);
+    assert.ok(await tableExists(d, "extra"));
+    assert.equal((await appliedMigrations(a)).length, 4, "existing schools were migrated, not copied");
+    const [newer] = await templatesOf(fleet);
+    assert.notEqual(newer, template);
+    assert.deepEqual(await templatesOf(fleet), [newer], "the old migration set's template is dropped");
+  });
+
+  it("leaves the templates of another catalog on the same server alone", async () => {
+    const [keepA, keepB] = fleet.dbs("keep_a", "keep_b");
+    await fleet.addTenants([keepA]);
+    assert.equal((await fleet.run(["all"], { env: { TENANT_MIGRATE_TEMPLATE: "1" } })).code, 0);
+    const ours = await templatesOf(fleet);
+    assert.equal(ours.length, 1);
+    // Another catalog with another migration set: its run drops its own old templates, never ours.
+    await withFleet({}, async (other) => {
+      other.writeMigration("20240801000000_other.js", tableMigration("other"));
+      await other.addTenants(other.dbs("o1"));
+      const result = await other.run(["all", "--template", "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((await templatesOf(other)).length, 1);
+    });
+    assert.deepEqual(await templatesOf(fleet), ours);
+    await fleet.addTenants([keepB]);
+    assert.equal((await fleet.run(["all", "--template"])).code, 0);
+    assert.deepEqual(await times(keepB), await times(keepA), "copied from the same template, not a rebuilt one");
+  });
+});
+
+/** The finished (closed) templates that a fleet's runs built, by name. */
+async function templatesOf(fleet: Fleet): Promise<string[]> {
+  const prefix = fleet.templatePrefix();
+  const rows = await query<{ datname: string }>(
+    "postgres",
+    "select datname from pg_database where starts_with(datname, $1) and not datallowconn order by datname",
+    [prefix],
+  );
+  return rows.map((r) => r.datname);
 }
 
 describe("an applied migration file edited in place", () => {

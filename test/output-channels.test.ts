@@ -1,3 +1,6 @@
+// Where the output goes and what it looks like there: piped (one plain line
+// per school, no ANSI), --json (one document on stdout, the human lines on
+// stderr), NO_COLOR piped and on a terminal, and a terminal of no width.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -16,17 +19,26 @@ const ANSI_ALL = new RegExp(ANSI.source, "g");
 /** SGR sequences that set a colour or style (cursor movement and erasing are not colour). */
 const COLOUR = new RegExp(`${String.fromCharCode(27)}\\[(?:[0-9;]*[1-9][0-9;]*)?m`);
 
-describe("output", () => {
+describe("output channels", () => {
   let fleet: Fleet;
   let ok1: string;
   let ok2: string;
   let broken: string;
-  useFleet(async (f) => {
-    fleet = f;
-    [ok1, broken, ok2] = fleet.dbs("out_one", "out_broken", "out_two");
-    await fleet.addTenants([ok1, broken, ok2]);
-    await blockFirstMigration(broken);
-  });
+  useFleet(
+    async (f) => {
+      fleet = f;
+      [ok1, broken, ok2] = fleet.dbs("out_one", "out_broken", "out_two");
+      await fleet.addTenants([ok1, broken, ok2]);
+      await blockFirstMigration(broken);
+    },
+    { each: true },
+  );
+
+  /** Provisions the two good schools (the broken one fails): where the terminal tests start. */
+  async function provision(): Promise<void> {
+    const result = await fleet.run(["all"]);
+    assert.equal(result.code, 1, result.stderr);
+  }
 
   it("piped: no ANSI codes, one line per tenant naming it, failed lines carry the error", async () => {
     const result = await fleet.run(["all"], { env: { CI: undefined } });
@@ -59,7 +71,7 @@ describe("output", () => {
     assert.equal(json.tenants.length, 3);
     assert.match(json.tenants.find((t) => t.database === broken)?.error ?? "", /already exists/);
     // The human lines are not lost: they are on stderr, the failure with its error.
-    assert.match(all.stderr, /3 tenants: 2 up to date · 1 failed \(/);
+    assert.match(all.stderr, /3 tenants: 2 provisioned · 1 failed \(/);
     assert.match(all.stderr, new RegExp(`${broken} \\(id \\d+\\) failed: .*already exists`));
     assert.doesNotMatch(all.stdout + all.stderr, ANSI);
 
@@ -86,6 +98,7 @@ describe("output", () => {
   });
 
   it("NO_COLOR is honoured, piped and in the result lines on a terminal", async (t) => {
+    await provision();
     const piped = await fleet.run(["status"], { env: { NO_COLOR: "1", FORCE_COLOR: undefined } });
     assert.equal(piped.code, 0, piped.stderr);
     assert.doesNotMatch(piped.stdout + piped.stderr, ANSI);
@@ -120,6 +133,7 @@ describe("output", () => {
   });
 
   it("NO_COLOR is honoured by the spinner on a terminal", { skip: !HAS_SCRIPT }, async () => {
+    await provision();
     const run = await runInTty(fleet, ["migrate", ok1, ok2], { env: { NO_COLOR: "1", CI: undefined }, columns: 100 });
     assert.equal(run.code, 0, run.tty);
     assert.match(run.tty, /\d+\/2 \d+% · \d+ failed/, "the spinner ran");
@@ -127,6 +141,7 @@ describe("output", () => {
   });
 
   it("a terminal that reports no width (script, docker -t) does not hang the run", { skip: !HAS_SCRIPT }, async () => {
+    await provision();
     // `script` without a size gives a 0x0 terminal, as some CI runners do.
     const run = await runInTty(fleet, ["migrate", ok1, ok2], {
       env: { NO_COLOR: "1", CI: undefined },

@@ -1,4 +1,6 @@
-// Shards, canaries, several servers, and the fleet runner's bounds.
+// How the fleet runner picks and paces schools: --shard slices, --canary,
+// tenants on several servers, and runFleet's own bounds (per-server
+// concurrency, catalog order, thrown errors, an aborted signal).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { shardOf } from "../src/commands/selection.ts";
@@ -10,27 +12,27 @@ import {
   type Fleet,
   type FleetJson,
   parseJson,
-  query,
-  SAMPLE,
   type SecondServer,
   type StatusJson,
   startSecondServer,
-  tableExists,
   tableMigration,
   useFleet,
-  withFleet,
 } from "./helpers.ts";
 
 describe("--shard I/N", () => {
   let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
 
   it("splits the tenants into N stable, disjoint slices that together cover every tenant once", async () => {
     const names = fleet.numberedDbs("sh", 10);
     await fleet.addTenants(names);
     const seen: string[] = [];
+    const slices = new Map<string, string[]>();
     for (const shard of ["1/3", "2/3", "3/3"]) {
       const result = await fleet.run(["all", "--shard", shard, "--json"]);
       assert.equal(result.code, 0, result.stderr);
@@ -40,15 +42,19 @@ describe("--shard I/N", () => {
         assert.equal(shardOf(tenant.id, 3), Number(shard[0]), "the slice is the documented hash of school_id");
       }
       seen.push(...json.tenants.map((t) => t.database));
+      slices.set(
+        shard,
+        json.tenants.map((t) => t.id),
+      );
     }
     assert.deepEqual([...seen].sort(), [...names].sort(), "every tenant exactly once");
     // Stable: the same split again finds the same tenants, now up to date.
     const again = parseJson<FleetJson>((await fleet.run(["migrate", "--shard", "2/3", "--json"])).stdout);
+    assert.ok((slices.get("2/3") ?? []).length > 0, "the slice tested is not empty");
     assert.deepEqual(
-      again.tenants.map((t) => t.id),
-      again.tenants.map((t) => t.id).filter((id) => shardOf(id, 3) === 2),
+      again.tenants.map((t) => [t.id, t.result]),
+      (slices.get("2/3") ?? []).map((id) => [id, "up-to-date"]),
     );
-    assert.ok(again.tenants.every((t) => t.result === "up-to-date"));
   });
 
   it("rejects a malformed shard with exit 2", async () => {
@@ -60,108 +66,14 @@ describe("--shard I/N", () => {
   });
 });
 
-describe("provisioning from a template database", () => {
-  let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
-
-  const times = (database: string) =>
-    query<{ name: string; t: string }>(
-      database,
-      "select name, migration_time::text as t from knex_migrations order by id",
-    );
-
-  it("copies new schools from a closed template that has every migration, built once per migration set", async () => {
-    const [a, b] = fleet.dbs("tpl_a", "tpl_b");
-    await fleet.addTenants([a, b]);
-    const result = await fleet.run(["all", "--template", "--json"]);
-    assert.equal(result.code, 0, result.stderr);
-    for (const tenant of parseJson<FleetJson>(result.stdout).tenants) {
-      assert.equal(tenant.result, "provisioned");
-      assert.deepEqual(tenant.migrations, SAMPLE);
-    }
-    const [template] = await templatesOf(fleet);
-    assert.deepEqual(await templatesOf(fleet), [template], "one finished template, closed to connections");
-    // Copies carry the template's knex_migrations rows, times included: both schools agree to the microsecond.
-    assert.deepEqual(await times(a), await times(b));
-    assert.deepEqual(
-      (await times(a)).map((r) => r.name),
-      SAMPLE,
-    );
-    assert.ok(await tableExists(a, "menu_item"));
-    // The template was frozen before it was closed: in a copy, knex_migrations' relfrozenxid is past the xmin of
-    // its rows (a VACUUM without FREEZE would leave those rows unfrozen and relfrozenxid at or before their xmin).
-    const [frozen] = await query<{ ok: boolean }>(
-      a,
-      `select (select age(relfrozenxid) from pg_class where relname = 'knex_migrations')
-              < (select min(age(xmin)) from knex_migrations) as ok`,
-    );
-    assert.equal(frozen?.ok, true, "the copy's rows are frozen");
-
-    // Without --template (the default; --no-template says so): the school runs its migrations itself (its own times).
-    const [c] = fleet.dbs("tpl_c");
-    await fleet.addTenants([c]);
-    const plain = await fleet.run(["all", "--no-template", "--json"]);
-    assert.equal(plain.code, 0, plain.stderr);
-    assert.deepEqual(
-      (await times(c)).map((r) => r.name),
-      SAMPLE,
-    );
-    assert.notDeepEqual(await times(c), await times(a));
-
-    // A new migration set gets a new template; copies of it have the new file too.
-    fleet.writeMigration("20240701000000_extra.js", tableMigration("extra"));
-    const [d] = fleet.dbs("tpl_d");
-    await fleet.addTenants([d]);
-    const next = await fleet.run(["--template", "all", "--json"]);
-    assert.equal(next.code, 0, next.stderr);
-    const dResult = parseJson<FleetJson>(next.stdout).tenants.find((t) => t.database === d);
-    assert.deepEqual(dResult?.migrations, [...SAMPLE, "20240701000000_extra.js"]);
-    assert.ok(await tableExists(d, "extra"));
-    assert.equal((await appliedMigrations(a)).length, 4, "existing schools were migrated, not copied");
-    const [newer] = await templatesOf(fleet);
-    assert.notEqual(newer, template);
-    assert.deepEqual(await templatesOf(fleet), [newer], "the old migration set's template is dropped");
-  });
-
-  it("leaves the templates of another catalog on the same server alone", async () => {
-    const [keepA, keepB] = fleet.dbs("keep_a", "keep_b");
-    await fleet.addTenants([keepA]);
-    assert.equal((await fleet.run(["all"], { env: { TENANT_MIGRATE_TEMPLATE: "1" } })).code, 0);
-    const ours = await templatesOf(fleet);
-    assert.equal(ours.length, 1);
-    // Another catalog with another migration set: its run drops its own old templates, never ours.
-    await withFleet({}, async (other) => {
-      other.writeMigration("20240801000000_other.js", tableMigration("other"));
-      await other.addTenants(other.dbs("o1"));
-      const result = await other.run(["all", "--template", "--json"]);
-      assert.equal(result.code, 0, result.stderr);
-      assert.equal((await templatesOf(other)).length, 1);
-    });
-    assert.deepEqual(await templatesOf(fleet), ours);
-    await fleet.addTenants([keepB]);
-    assert.equal((await fleet.run(["all", "--template"])).code, 0);
-    assert.deepEqual(await times(keepB), await times(keepA), "copied from the same template, not a rebuilt one");
-  });
-});
-
-/** The finished (closed) templates that a fleet's runs built, by name. */
-async function templatesOf(fleet: Fleet): Promise<string[]> {
-  const prefix = fleet.templatePrefix();
-  const rows = await query<{ datname: string }>(
-    "postgres",
-    "select datname from pg_database where starts_with(datname, $1) and not datallowconn order by datname",
-    [prefix],
-  );
-  return rows.map((r) => r.datname);
-}
-
 describe("--canary N", () => {
   let fleet: Fleet;
-  useFleet((f) => {
-    fleet = f;
-  });
+  useFleet(
+    (f) => {
+      fleet = f;
+    },
+    { each: true },
+  );
 
   it("with a migration broken for every tenant, exactly N fail and the rest are skipped", async () => {
     const names = fleet.numberedDbs("c", 6);
@@ -185,11 +97,16 @@ export async function down() {}`,
   });
 
   it("when the canaries pass, the rest run", async () => {
-    fleet.writeMigration("20240601000000_broken.js", tableMigration("fixed"));
+    const names = fleet.numberedDbs("c", 6);
+    await fleet.addMigrated(names);
+    fleet.writeMigration("20240601000000_fixed.js", tableMigration("fixed"));
     const result = await fleet.run(["migrate", "--canary", "2", "--json"]);
     assert.equal(result.code, 0, result.stderr);
     const json = parseJson<FleetJson>(result.stdout);
-    assert.ok(json.tenants.every((t) => t.result === "migrated"));
+    assert.deepEqual(
+      json.tenants.map((t) => [t.database, t.result]),
+      names.map((database) => [database, "migrated"]),
+    );
   });
 });
 
