@@ -169,6 +169,69 @@ describe("runFleet", () => {
   });
 });
 
+describe("runFleet: servers, thrown errors, signals", () => {
+  const tenants = (n: number, server: (i: number) => string | null): Tenant[] =>
+    Array.from({ length: n }, (_, i) => ({ id: String(i + 1), name: `S${i}`, database: `s${i}`, server: server(i) }));
+
+  it("holds --concurrency per server and returns results in catalog order", async () => {
+    const fleet = tenants(12, (i) => (i % 2 === 0 ? "a" : "b"));
+    const running = new Map<string, number>();
+    const peak = new Map<string, number>();
+    const result = await runFleet(
+      fleet,
+      async (tenant) => {
+        const server = tenant.server as string;
+        running.set(server, (running.get(server) ?? 0) + 1);
+        peak.set(server, Math.max(peak.get(server) ?? 0, running.get(server) ?? 0));
+        await new Promise((r) => setTimeout(r, 5 + Number(tenant.id)));
+        running.set(server, (running.get(server) ?? 0) - 1);
+        return { result: "migrated", migrations: [tenant.database] };
+      },
+      { concurrency: 2, onError: "continue", serverOf: (t) => t.server as string },
+    );
+    assert.deepEqual(Object.fromEntries(peak), { a: 2, b: 2 });
+    assert.deepEqual(
+      result.tenants.map((t) => t.id),
+      fleet.map((t) => t.id),
+    );
+    assert.equal(result.summary.succeeded, 12);
+  });
+
+  it("turns a thrown error into a failed result without hiding the others", async () => {
+    const result = await runFleet(
+      tenants(3, () => null),
+      async (tenant) => {
+        if (tenant.id === "2") throw Object.assign(new Error("boom"), { code: "42P01", hint: "look here" });
+        return { result: "up-to-date", migrations: [] };
+      },
+      { concurrency: 1, onError: "continue" },
+    );
+    assert.deepEqual(
+      result.tenants.map((t) => t.result),
+      ["up-to-date", "failed", "up-to-date"],
+    );
+    assert.equal(result.tenants[1]?.error, "boom (SQLSTATE 42P01); hint: look here");
+    assert.equal(result.ok, false);
+  });
+
+  it("starts nothing new once its signal is aborted", async () => {
+    const controller = new AbortController();
+    const result = await runFleet(
+      tenants(4, () => null),
+      async () => {
+        controller.abort();
+        return { result: "migrated", migrations: [] };
+      },
+      { concurrency: 1, onError: "continue", signal: controller.signal },
+    );
+    assert.deepEqual(
+      result.tenants.map((t) => t.result),
+      ["migrated", "skipped", "skipped", "skipped"],
+    );
+    assert.equal(result.interrupted, true);
+  });
+});
+
 describe("schema fingerprints", () => {
   const o = (kind: string, name: string, definition = ""): SchemaObject => ({ kind, name, definition });
   const objects = [
