@@ -213,15 +213,6 @@ describe("resolveConfig", () => {
     );
   });
 
-  it("parses --lock-timeout durations", () => {
-    const d = dir("durations");
-    const ms = (lockTimeout: string) => resolveConfig({ catalogUrl: FLAG_URL, lockTimeout }, {}, d).lockTimeoutMs;
-    assert.equal(ms("90"), 90_000);
-    assert.equal(ms("90s"), 90_000);
-    assert.equal(ms("500ms"), 500);
-    assert.equal(ms("2m"), 120_000);
-  });
-
   describe("errors", () => {
     const cases: { what: string; flags?: ConfigFlags; env?: Record<string, string>; problem: RegExp }[] = [
       { what: "a malformed URL flag", flags: { catalogUrl: "not a url" }, problem: /--catalog-url is not a valid URL/ },
