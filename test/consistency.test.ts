@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import knexModule from "knex";
+import { createMarkedDatabaseSql } from "../src/core/provisioning.ts";
 import { scratchPrefix } from "../src/core/scratch-database.ts";
 import {
   byDatabase,
@@ -42,6 +43,7 @@ interface DiffJson {
     missing: ObjectJson[];
     changed: { kind: string; name: string; reference: string; tenant: string }[];
     migrations?: string[];
+    error?: string;
   }[];
 }
 
@@ -194,6 +196,53 @@ export const down = (knex) => knex.schema.alterTable("menu_item", (t) => t.dropI
       );
       assert.match(def("function"), /^returns trigger, definition md5 [0-9a-f]{32}$/);
       assert.match(def("sequence"), /^bigint start 100 increment 1 /);
+    });
+  });
+
+  describe("diff on a database closed to connections", { concurrency: 1 }, () => {
+    let fleet: Fleet;
+    useFleet((f) => {
+      fleet = f;
+    });
+
+    it("says what status says: half-made is not provisioned, its provisioning cut short; operator-closed is closed; --check exits 1", async () => {
+      const [open, halfMade, closed] = fleet.dbs("open", "half_made", "closed");
+      await fleet.addMigrated([open, closed]);
+      await query("postgres", `alter database ${closed} with allow_connections false`);
+      // Exactly what a provisioning run killed right after its CREATE DATABASE leaves: closed, marked as the tool's.
+      await query("postgres", createMarkedDatabaseSql(halfMade));
+      const [halfMadeId] = await fleet.addTenants([halfMade]);
+
+      const result = await fleet.run(["diff", "--check", "--json"]);
+      assert.equal(result.code, 1, result.stderr);
+      const tenants = byDatabase(parseJson<DiffJson>(result.stdout).tenants);
+      assert.equal(tenants.get(open)?.state, "identical");
+      assert.equal(tenants.get(halfMade)?.state, "not-provisioned");
+      assert.equal(
+        tenants.get(halfMade)?.error,
+        `database "${halfMade}" was created but its provisioning was cut short: run \`tenant-migrate provision ${halfMadeId}\``,
+      );
+      assert.equal(tenants.get(closed)?.state, "closed");
+      assert.match(
+        tenants.get(closed)?.error ?? "",
+        /closed to connections \(ALLOW_CONNECTIONS false\) by an operator/,
+      );
+
+      const status = await fleet.run(["status", "--json"]);
+      const states = byDatabase(parseJson<StatusJson>(status.stdout).tenants);
+      for (const database of [open, halfMade, closed]) {
+        const expected = states.get(database)?.state === "up-to-date" ? "identical" : states.get(database)?.state;
+        assert.equal(tenants.get(database)?.state, expected, `${database}: diff and status agree`);
+      }
+
+      const text = await fleet.run(["diff", "--check"]);
+      assert.equal(text.code, 1, text.stderr);
+      assert.match(
+        text.stdout,
+        new RegExp(`^○ ${halfMade} \\(id ${halfMadeId}\\) not provisioned: .*provisioning was cut short`, "m"),
+      );
+      assert.match(text.stdout, new RegExp(`^✖ ${closed} \\(id \\d+\\) closed: connections not allowed`, "m"));
+      assert.match(text.stdout, /^3 schools: 1 identical, 1 closed, 1 not provisioned$/m);
     });
   });
 

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
 import { DEFAULT_PG_LOCK_TIMEOUT_MS, resolveConfig } from "../src/core/config.ts";
+import { createMarkedDatabaseSql } from "../src/core/provisioning.ts";
 import {
   appliedMigrations,
   byDatabase,
@@ -177,6 +178,34 @@ export async function down(knex) { await knex.raw("drop index concurrently week_
     assert.equal(json.summary.succeeded, 0);
     assert.match(result.stderr, new RegExp(`${CONCURRENT_INDEX} runs outside a transaction`));
     assert.deepEqual(await Promise.all(names.map(snapshot)), before);
+  });
+
+  it("migrate --rehearse on a half-made school fails it with migrate's words: provisioning was cut short", async () => {
+    const ready = fleet.db("ready");
+    await fleet.addMigrated([ready]);
+    // Exactly what a provisioning run killed right after its CREATE DATABASE leaves: closed, marked as the tool's.
+    const halfMade = fleet.db("half_made");
+    await query("postgres", createMarkedDatabaseSql(halfMade));
+    const [id] = await fleet.addTenants([halfMade]);
+    writeNotesAndUniqueMenus(fleet);
+    const databaseRow = () =>
+      query("postgres", "select datallowconn, datconnlimit from pg_database where datname = $1", [halfMade]);
+    const before = await databaseRow();
+
+    const rehearse = await fleet.run(["migrate", "--rehearse", "--json"]);
+    assert.equal(rehearse.code, 1, rehearse.stderr);
+    const tenants = byDatabase(parseJson<FleetJson>(rehearse.stdout).tenants);
+    assert.equal(tenants.get(ready)?.result, "rehearsed", tenants.get(ready)?.error);
+    assert.equal(tenants.get(halfMade)?.result, "failed");
+    assert.equal(
+      tenants.get(halfMade)?.error,
+      `database "${halfMade}" was created but its provisioning was cut short: run \`tenant-migrate provision ${id}\``,
+    );
+    // The real migrate says the same.
+    const migrate = await fleet.run(["migrate", halfMade, "--json"]);
+    assert.equal(migrate.code, 1, migrate.stderr);
+    assert.equal(parseJson<FleetJson>(migrate.stdout).tenants[0]?.error, tenants.get(halfMade)?.error);
+    assert.deepEqual(await databaseRow(), before, "still closed and marked");
   });
 
   it("refuses --rehearse with --dry-run (exit 2)", async () => {

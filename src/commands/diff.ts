@@ -1,5 +1,12 @@
 import type pg from "pg";
-import { catalogSettings, loadTenants, placeTenant, selectTenants, withCatalog } from "../core/catalog.js";
+import {
+  catalogSettings,
+  loadTenants,
+  placeTenant,
+  selectTenants,
+  type TenantPlacement,
+  withCatalog,
+} from "../core/catalog.js";
 import type { ConnectionSettings } from "../core/connection.js";
 import { withClient } from "../core/db.js";
 import { describeError, errorCode, InterruptedError, UsageError } from "../core/errors.js";
@@ -7,6 +14,7 @@ import { runBounded } from "../core/fleet.js";
 import type { Tenant } from "../core/fleet-types.js";
 import { readApplied } from "../core/knex-state.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
+import { readDatabaseMark } from "../core/provisioning.js";
 import { redact } from "../core/redact.js";
 import {
   type ChangedObject,
@@ -29,7 +37,10 @@ export interface DiffOptions extends FleetCommandOptions {
 /**
  * `identical` / `different`: compared with the reference. Not compared:
  * `pending` (migrations not applied yet), `unknown-migrations` (applied
- * names no file matches), `not-provisioned`, `unreachable` (with `error`).
+ * names no file matches), `not-provisioned` (with `error` when the database
+ * exists, half-made by a provisioning run that was cut short), `closed` (an
+ * operator closed it to connections, with `error`), `unreachable` (with `error`).
+ * The states a school has in both agree with `status`.
  */
 export type DiffState =
   | "identical"
@@ -37,6 +48,7 @@ export type DiffState =
   | "pending"
   | "unknown-migrations"
   | "not-provisioned"
+  | "closed"
   | "unreachable";
 
 export interface TenantDiff {
@@ -82,7 +94,8 @@ export interface FleetDiff {
 type Reading =
   | { state: "read"; schema: SchemaDescription }
   | { state: "pending" | "unknown-migrations"; migrations: string[] }
-  | { state: "not-provisioned" }
+  | { state: "not-provisioned"; error?: string }
+  | { state: "closed"; error: string }
   | { state: "unreachable"; error: string };
 
 /**
@@ -97,10 +110,10 @@ export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
     const all = await loadTenants(catalog);
     const tenants = chooseTenants(all, options);
     const problems = rowProblems(all, config);
-    const settingsOf = (tenant: Tenant): ConnectionSettings => {
+    const placementOf = (tenant: Tenant): TenantPlacement => {
       const problem = problems.get(tenant.id);
       if (problem) throw new Error(problem);
-      return placeTenant(config, tenant).settings;
+      return placeTenant(config, tenant);
     };
 
     let reference: DiffReference;
@@ -108,9 +121,9 @@ export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
     let referenceTenant: Tenant | undefined;
     if (options.against !== undefined) {
       referenceTenant = selectTenants(all, [options.against])[0] as Tenant;
-      const reading = await readTenant(() => settingsOf(referenceTenant as Tenant), folder);
+      const reading = await readTenant(referenceTenant, () => placementOf(referenceTenant as Tenant), folder);
       if (reading.state !== "read") {
-        const why = reading.state === "unreachable" ? `unreachable: ${reading.error}` : reading.state;
+        const why = "error" in reading && reading.error ? `${reading.state}: ${reading.error}` : reading.state;
         throw new UsageError(`--against ${options.against}: the reference school cannot be compared (${why})`);
       }
       referenceSchema = reading.schema;
@@ -154,7 +167,7 @@ export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
         const reading: Reading =
           tenant.id === referenceTenant?.id
             ? { state: "read", schema: referenceSchema }
-            : await readTenant(() => settingsOf(tenant), folder);
+            : await readTenant(tenant, () => placementOf(tenant), folder);
         results.set(tenant.id, diffOf(tenant, reading, referenceSchema));
       },
       {
@@ -173,9 +186,13 @@ export async function fleetDiff(options: DiffOptions): Promise<FleetDiff> {
 }
 
 /** One connection: knex's applied list, then (when the school is up to date) its schema in one catalog query. */
-async function readTenant(settingsOf: () => ConnectionSettings, folder: MigrationFolder): Promise<Reading> {
+async function readTenant(
+  tenant: Tenant,
+  placementOf: () => TenantPlacement,
+  folder: MigrationFolder,
+): Promise<Reading> {
   try {
-    return await withClient(settingsOf(), async (client: pg.Client) => {
+    return await withClient(placementOf().settings, async (client: pg.Client) => {
       const applied = (await readApplied(client)).map((m) => m.name);
       const unknown = applied.filter((name) => !folder.has(name));
       if (unknown.length > 0) return { state: "unknown-migrations", migrations: unknown };
@@ -186,9 +203,32 @@ async function readTenant(settingsOf: () => ConnectionSettings, folder: Migratio
     });
   } catch (error) {
     const code = errorCode(error);
-    if (code === "3D000" || code === "55000") return { state: "not-provisioned" };
+    if (code === "55000") return closedReading(tenant, placementOf().admin);
+    if (code === "3D000") return { state: "not-provisioned" };
     return { state: "unreachable", error: describeError(error) };
   }
+}
+
+/**
+ * A database that refuses connections: pg_database (asked on the server's
+ * admin connection) says whether the tool's provisioning was cut short or an
+ * operator closed it, as `status` tells them apart.
+ */
+async function closedReading(tenant: Tenant, admin: ConnectionSettings): Promise<Reading> {
+  const mark = await withClient(admin, (client) => readDatabaseMark(client, tenant.database)).catch(() => undefined);
+  if (mark?.exists && mark.provisioning) {
+    return {
+      state: "not-provisioned",
+      error: `database "${tenant.database}" was created but its provisioning was cut short: run \`tenant-migrate provision ${tenant.id}\``,
+    };
+  }
+  if (mark?.exists && !mark.allowConnections) {
+    return {
+      state: "closed",
+      error: `${tenant.database}: closed to connections (ALLOW_CONNECTIONS false) by an operator`,
+    };
+  }
+  return { state: "not-provisioned" };
 }
 
 function diffOf(tenant: Tenant, reading: Reading, reference: SchemaDescription): TenantDiff {
@@ -209,7 +249,9 @@ function diffOf(tenant: Tenant, reading: Reading, reference: SchemaDescription):
     case "unknown-migrations":
       return { ...who, state: reading.state, ...none, migrations: reading.migrations };
     case "not-provisioned":
-      return { ...who, state: "not-provisioned", ...none };
+      return { ...who, state: "not-provisioned", ...none, ...(reading.error ? { error: redact(reading.error) } : {}) };
+    case "closed":
+      return { ...who, state: "closed", ...none, error: redact(reading.error) };
     default:
       return { ...who, state: "unreachable", ...none, error: redact(`${tenant.database}: ${reading.error}`) };
   }

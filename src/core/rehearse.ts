@@ -43,7 +43,9 @@ export async function rehearseTenant(job: TenantJob, options: RehearseOptions): 
   if (state.kind === "closed") throw new ClosedDatabaseError(tenant.database);
   if (state.kind !== "open" || state.provisioning) {
     if (options.provision) throw new NotProvisioned(`${tenant.database}: not provisioned yet; nothing to rehearse`);
-    throw new Error(`database "${tenant.database}" does not exist: run \`tenant-migrate provision ${tenant.id}\``);
+    // The words of the real migrate: a half-made database exists, its provisioning was cut short.
+    const why = state.kind === "absent" ? "does not exist" : "was created but its provisioning was cut short";
+    throw new Error(`database "${tenant.database}" ${why}: run \`tenant-migrate provision ${tenant.id}\``);
   }
   const unknown = unknownMigrations(state.applied, folder);
   if (unknown.length > 0) throw unknownMigrationsError(unknown);

@@ -68,7 +68,12 @@ function printDiff(output: Output, diff: FleetDiff): void {
     if (t.state === "pending") output.line(`${c.yellow("•")} ${who} ${c.yellow("pending")}, not compared: ${list}`);
     else if (t.state === "unknown-migrations")
       output.line(`${c.red("✖")} ${who} ${c.red("unknown migrations")}, not compared: ${list} (no file matches)`);
-    else if (t.state === "not-provisioned") output.line(`${c.yellow("○")} ${who} ${c.yellow("not provisioned")}`);
+    else if (t.state === "not-provisioned")
+      output.line(`${c.yellow("○")} ${who} ${c.yellow("not provisioned")}${t.error ? `: ${safe(t.error)}` : ""}`);
+    else if (t.state === "closed")
+      output.line(
+        `${c.red("✖")} ${who} ${c.red("closed")}: connections not allowed (ALLOW_CONNECTIONS false); tenant-migrate does not reopen it`,
+      );
     else if (t.state === "unreachable")
       output.line(`${c.red("✖")} ${who} ${c.red("unreachable")}: ${safe(t.error ?? "")}`);
   }
