@@ -3,12 +3,13 @@
 // status counts; help; catalog text escaped; an empty catalog; and a
 // 120-school run that stays within one screen.
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import {
   ANSI,
+  appliedMigrations,
   BIN,
   blockFirstMigration,
   type Fleet,
@@ -16,6 +17,7 @@ import {
   HAS_SCRIPT,
   parseJson,
   query,
+  runCli,
   runInTty,
   useFleet,
   withFleet,
@@ -77,7 +79,7 @@ describe("ops view: a new fleet of twelve, two failing, on a terminal", { skip: 
       text,
       /2 × 20240101000000_create_lunch_week\.js · SQLSTATE 42P07 · relation "lunch_week" already exists/,
     );
-    assert.ok(screen.includes(`rerun the failed: tenant-migrate provision ${ids[0]} ${ids[1]}`), text);
+    assert.ok(screen.includes(`rerun the failed: tenant-migrate provision ${ids[0]} ${ids[1]} --concurrency 2`), text);
     // Successes are counted, not listed; the live area is gone at the end.
     assert.doesNotMatch(text, /provisioned: /);
     assert.doesNotMatch(text, SPINNER_BITS);
@@ -181,6 +183,57 @@ describe("ops view: a fleet of twelve, two failing, provisioned", () => {
       assert.match(help.stdout, /\nExamples:\n {2}tenant-migrate /, command.join(" "));
       assert.match(help.stdout, /Global Options:[\s\S]*--catalog-url/, command.join(" "));
     }
+  });
+});
+
+describe("ops view: the rerun command repeats the settings the run was given", () => {
+  it("migrate --app-migrations DIR --concurrency 2: the printed line, run by a shell once the school is fixed, migrates it from DIR", async () => {
+    await withFleet({}, async (fleet) => {
+      // The migrations are in a folder only the flag names (with a space: the line must quote it); the default
+      // ./app_migrations holds only the sample ones, and APP_MIGRATIONS_DIR is unset.
+      const dir = "db/tenant app";
+      cpSync(fleet.appMigrations, path.join(fleet.cwd, dir), { recursive: true });
+      const env = { APP_MIGRATIONS_DIR: undefined };
+      const flags = ["--app-migrations", dir, "--concurrency", "2"];
+      const [good, bad] = fleet.dbs("good", "bad");
+      const [, badId] = await fleet.addTenants([good, bad]);
+      const all = await fleet.run(["all", ...flags], { env });
+      assert.equal(all.code, 0, all.stderr);
+      const note = "20240201000000_add_note.js";
+      writeFileSync(
+        path.join(fleet.cwd, dir, note),
+        'export const up = (knex) => knex.raw("create table note (id int)");\nexport const down = (knex) => knex.raw("drop table note");\n',
+      );
+      await query(bad, "create table note (id int)");
+
+      const run = await fleet.run(["migrate", ...flags], { env });
+      assert.equal(run.code, 1, run.stderr);
+      const line = run.stdout.split("\n").find((l) => l.startsWith("rerun the failed: "));
+      const rerun = line?.slice("rerun the failed: ".length);
+      assert.equal(
+        rerun,
+        `tenant-migrate migrate ${badId} --app-migrations 'db/tenant app' --concurrency 2`,
+        run.stdout,
+      );
+
+      // Fixed by hand, then the line as printed, through a shell that finds tenant-migrate on its PATH.
+      await query(bad, "drop table note");
+      const binDir = path.join(fleet.cwd, "bin");
+      mkdirSync(binDir);
+      symlinkSync(BIN, path.join(binDir, "tenant-migrate"));
+      const again = await runCli(["-c", rerun as string], {
+        bin: "/bin/sh",
+        cwd: fleet.cwd,
+        env: {
+          ...fleet.env,
+          ...env,
+          PATH: [binDir, path.dirname(process.execPath), process.env.PATH].filter(Boolean).join(path.delimiter),
+        },
+      });
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.match(again.stdout, new RegExp(`\\(id ${badId}\\) migrated: ${note}`));
+      assert.ok((await appliedMigrations(bad)).includes(note));
+    });
   });
 });
 

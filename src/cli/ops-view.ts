@@ -277,7 +277,7 @@ function truncate(line: string, width: number): string {
   return out;
 }
 
-/** A school id as one shell word (ids are digits in the bundled catalog; a user's own may hold anything). */
-function shellWord(id: string): string {
+/** A school id (or a flag's value) as one shell word (ids are digits in the bundled catalog; a user's own may hold anything). */
+export function shellWord(id: string): string {
   return /^[\w.@%+=:,/-]+$/.test(id) ? id : `'${safe(id).replace(/'/g, "'\\''")}'`;
 }

@@ -8,11 +8,12 @@ import {
   DEFAULT_PG_LOCK_TIMEOUT_MS,
   DEFAULT_RETRIES,
   type FleetCommandOptions,
+  redact,
   resolveConfig,
   retryWaitMs,
 } from "../index.js";
 import { formatSeconds } from "./help.js";
-import type { ViewOptions } from "./ops-view.js";
+import { shellWord, type ViewOptions } from "./ops-view.js";
 
 /** Options every command understands (they may stand before or after the command name). */
 export function addGlobalOptions(program: Command): Command {
@@ -158,11 +159,68 @@ export function fleetOptionsFrom(flags: FleetFlags, config: Config, tenants: str
   };
 }
 
-/** How a fleet command's run is shown; `rerun` names the command (and flags) that retries failed schools. */
-export function viewOptionsFrom(flags: FleetFlags, rerun: string, rerunFlags: string[] = []): ViewOptions {
+/**
+ * The flags a rerun repeats when the user gave them: what runs and where. Not
+ * those that choose the schools (the ids replace them), nor how much is
+ * printed, nor --yes (rollback needs it only with --all-tenants).
+ */
+export const RERUN_FLAGS: readonly { key: string; flag: string }[] = [
+  { key: "catalogUrl", flag: "--catalog-url" },
+  { key: "appMigrations", flag: "--app-migrations" },
+  { key: "catalogMigrations", flag: "--catalog-migrations" },
+  { key: "envFile", flag: "--env-file" },
+  { key: "embedded", flag: "--embedded" },
+  { key: "template", flag: "--template" },
+  { key: "appRole", flag: "--app-role" },
+  { key: "concurrency", flag: "--concurrency" },
+  { key: "lockTimeout", flag: "--lock-timeout" },
+  { key: "pgLockTimeout", flag: "--pg-lock-timeout" },
+  { key: "retries", flag: "--retries" },
+  { key: "onError", flag: "--on-error" },
+  { key: "maxFailures", flag: "--max-failures" },
+];
+
+/**
+ * The RERUN_FLAGS the user gave on the command line (not defaults, not the
+ * environment: that is still there on a rerun), each value one shell word. A
+ * value that output would mask (a URL's password) is never printed: the flag
+ * is left out and named in a hint, which also keeps the line from running as
+ * pasted (with another catalog the ids would be other schools).
+ */
+export function givenFlags(command: Command): string[] {
+  const values = command.optsWithGlobals() as Record<string, unknown>;
+  const words: string[] = [];
+  const withheld: string[] = [];
+  for (const { key, flag } of RERUN_FLAGS) {
+    if (command.getOptionValueSourceWithGlobals(key) !== "cli") continue;
+    const value = values[key];
+    if (value === true) words.push(flag);
+    else if (value === false) words.push(flag.replace(/^--/, "--no-"));
+    else if (value !== undefined && redact(String(value)) !== String(value)) withheld.push(flag);
+    else if (value !== undefined) words.push(flag, shellWord(String(value)));
+  }
+  return withheld.length > 0 ? [...words, `(with your ${withheld.join(", ")})`] : words;
+}
+
+/**
+ * How a fleet command's run is shown; `rerun` names the command that retries
+ * failed schools, `rerunFlags` its own mode flags (rollback's), and `command`
+ * the parsed command line, whose given settings the rerun repeats (givenFlags).
+ */
+export function viewOptionsFrom(
+  flags: FleetFlags,
+  rerun: string,
+  rerunFlags: string[] = [],
+  command?: Command,
+): ViewOptions {
   const dryRun = flags.dryRun === true;
   const rehearse = flags.rehearse === true;
-  const tail = [...rerunFlags, ...(dryRun ? ["--dry-run"] : []), ...(rehearse ? ["--rehearse"] : [])];
+  const tail = [
+    ...rerunFlags,
+    ...(dryRun ? ["--dry-run"] : []),
+    ...(rehearse ? ["--rehearse"] : []),
+    ...(command ? givenFlags(command) : []),
+  ];
   return {
     dryRun,
     rehearse,

@@ -5,11 +5,13 @@ import { describe, it } from "node:test";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import {
   addFleetOptions,
+  addGlobalOptions,
   type FleetFlags,
   fleetOptionsFrom,
   parseCount,
   parsePositive,
   parseShard,
+  RERUN_FLAGS,
   viewOptionsFrom,
 } from "../../src/cli/options.ts";
 import { checkRehearse } from "../../src/commands/migrate.ts";
@@ -173,6 +175,138 @@ describe("fleetOptionsFrom and viewOptionsFrom", () => {
     assert.equal(view.rerun?.(["5"]), "tenant-migrate rollback 5 --step 2 --dry-run --rehearse");
     assert.equal(view.onError, "abort");
     assert.equal(view.verbose && view.quiet && view.dryRun && view.rehearse, true);
+  });
+});
+
+describe("the rerun command repeats the settings given on the command line", () => {
+  /** `args` parsed as the CLI parses them (global options before or after the command); the fleet command and its flags. */
+  function parsed(args: string[]): { command: Command; flags: FleetFlags } {
+    const program = addGlobalOptions(new Command("tenant-migrate")).exitOverride();
+    let result: { command: Command; flags: FleetFlags } | undefined;
+    for (const name of ["migrate", "rollback"]) {
+      addFleetOptions(program.command(name).argument("[tenants...]"))
+        .option("--rehearse")
+        .option("--all-tenants")
+        .option("--yes")
+        .option("--step <n>")
+        .exitOverride()
+        .action((_tenants: string[], flags: FleetFlags, command: Command) => {
+          result = { command, flags };
+        });
+    }
+    program.parse(args, { from: "user" });
+    assert.ok(result, "no command ran");
+    return result;
+  }
+  const rerun = (args: string[], modeFlags: string[] = []) => {
+    const { command, flags } = parsed(args);
+    return viewOptionsFrom(flags, command.name(), modeFlags, command).rerun?.(["3", "7"]);
+  };
+
+  it("every setting the user gave, each one shell word; not the schools' selection, the view or --yes", () => {
+    assert.equal(
+      rerun([
+        "migrate",
+        "--app-migrations",
+        "./db/tenant",
+        "--template",
+        "--concurrency",
+        "4",
+        "--json",
+        "--verbose",
+        "--shard",
+        "1/2",
+        "--canary",
+        "2",
+        "--on-error",
+        "abort",
+        "school one",
+      ]),
+      "tenant-migrate migrate 3 7 --app-migrations ./db/tenant --template --concurrency 4 --on-error abort",
+    );
+    assert.equal(
+      rerun(
+        [
+          "--app-migrations",
+          "db/tenant app",
+          "--env-file",
+          "it's.env",
+          "--no-template",
+          "--embedded",
+          "rollback",
+          "--all-tenants",
+          "--yes",
+          "--step",
+          "2",
+          "--dry-run",
+          "--catalog-migrations",
+          "./cm",
+          "--app-role",
+          "lunch_app",
+          "--lock-timeout",
+          "90s",
+          "--pg-lock-timeout",
+          "0",
+          "--retries",
+          "1",
+          "--max-failures",
+          "3",
+          "--quiet",
+        ],
+        ["--step", "2"],
+      ),
+      [
+        "tenant-migrate rollback 3 7 --step 2 --dry-run",
+        "--app-migrations 'db/tenant app'",
+        "--catalog-migrations ./cm",
+        "--env-file 'it'\\''s.env'",
+        "--embedded",
+        "--no-template",
+        "--app-role lunch_app",
+        "--lock-timeout 90s",
+        "--pg-lock-timeout 0",
+        "--retries 1",
+        "--max-failures 3",
+      ].join(" "),
+    );
+  });
+
+  it("only flags given: no default (--on-error continue), nothing from the environment", () => {
+    const saved = process.env.APP_MIGRATIONS_DIR;
+    process.env.APP_MIGRATIONS_DIR = "./db/tenant";
+    try {
+      assert.equal(rerun(["migrate"]), "tenant-migrate migrate 3 7");
+    } finally {
+      if (saved === undefined) delete process.env.APP_MIGRATIONS_DIR;
+      else process.env.APP_MIGRATIONS_DIR = saved;
+    }
+  });
+
+  it("never prints a password: a --catalog-url with one is left out and named; one without is repeated", () => {
+    const withPassword = rerun(["migrate", "--catalog-url", "postgres://admin:s3cret-pw@db.example/catalog"]);
+    assert.equal(withPassword, "tenant-migrate migrate 3 7 (with your --catalog-url)");
+    assert.doesNotMatch(withPassword ?? "", /s3cret|db\.example/);
+    assert.equal(
+      rerun([
+        "--catalog-url",
+        "postgres://db.example/catalog?sslmode=require&password=s3cret-pw",
+        "migrate",
+        "--retries",
+        "2",
+      ]),
+      "tenant-migrate migrate 3 7 --retries 2 (with your --catalog-url)",
+    );
+    assert.equal(
+      rerun(["migrate", "--catalog-url", "postgres://admin@db.example/catalog"]),
+      "tenant-migrate migrate 3 7 --catalog-url postgres://admin@db.example/catalog",
+    );
+  });
+
+  it("knows every global option (a new one is repeated or left out on purpose)", () => {
+    const known = new Set(RERUN_FLAGS.map((f) => f.key));
+    for (const option of addGlobalOptions(new Command()).options) {
+      assert.ok(known.has(option.attributeName()), `${option.long} is not in RERUN_FLAGS`);
+    }
   });
 });
 

@@ -16,7 +16,7 @@ export function registerAll(program: Command): void {
     await runAction(command, (config, cli) =>
       runFleetWithOutput(
         cli,
-        viewOptionsFrom(flags, flags.rehearse ? "migrate" : "provision"),
+        viewOptionsFrom(flags, flags.rehearse ? "migrate" : "provision", [], command),
         (hooks) => migrateAll({ ...fleetOptionsFrom(flags, config, []), ...hooks }),
         (result) => ({ catalog: result.catalog }),
       ),

@@ -15,7 +15,7 @@ export function registerMigrate(program: Command): void {
       ),
   ).action(async (tenants: string[], flags: FleetFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(cli, viewOptionsFrom(flags, "migrate"), (hooks) =>
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "migrate", [], command), (hooks) =>
         migrateTenants({
           ...fleetOptionsFrom(flags, config, tenants),
           ...hooks,

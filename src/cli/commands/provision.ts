@@ -13,7 +13,7 @@ export function registerProvision(program: Command): void {
       .description("create each tenant's database if it is missing, then migrate it to latest"),
   ).action(async (tenants: string[], flags: FleetFlags & { missing?: boolean; adopt?: boolean }, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(cli, viewOptionsFrom(flags, "provision"), (hooks) =>
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "provision", [], command), (hooks) =>
         provisionTenants({
           ...fleetOptionsFrom(flags, config, tenants),
           ...hooks,

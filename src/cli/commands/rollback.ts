@@ -26,7 +26,7 @@ export function registerRollback(program: Command): void {
       ),
   ).action(async (tenants: string[], flags: RollbackFlags, command: Command) => {
     await runAction(command, (config, cli) =>
-      runFleetWithOutput(cli, viewOptionsFrom(flags, "rollback", rollbackFlags(flags)), (hooks) =>
+      runFleetWithOutput(cli, viewOptionsFrom(flags, "rollback", rollbackFlags(flags), command), (hooks) =>
         rollbackTenants({
           ...fleetOptionsFrom(flags, config, tenants),
           ...hooks,
