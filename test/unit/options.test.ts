@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { rollbackFlags } from "../../src/cli/commands/rollback.ts";
 import {
   addFleetOptions,
   addGlobalOptions,
@@ -312,6 +313,14 @@ describe("the rerun command repeats the settings given on the command line", () 
 
 describe("a command's own checks, before any connection", () => {
   const config = { appMigrationsDir: path.resolve("app_migrations") } as Config;
+  it("rollback's mode flags for the rerun line, --to as one shell word", () => {
+    assert.deepEqual(rollbackFlags({ all: true }), ["--all"]);
+    assert.deepEqual(rollbackFlags({ step: 2 }), ["--step", "2"]);
+    assert.deepEqual(rollbackFlags({ to: "20240101_init.js" }), ["--to", "20240101_init.js"]);
+    assert.deepEqual(rollbackFlags({ to: "002 add it's.js" }), ["--to", "'002 add it'\\''s.js'"]);
+    assert.deepEqual(rollbackFlags({}), []);
+  });
+
   /** rollbackTenants refuses these options at once with this UsageError (it never reaches the catalog). */
   const refuses = (options: Partial<RollbackOptions>, message: string) =>
     assert.throws(

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { rollbackTenants } from "../../index.js";
+import { shellWord } from "../ops-view.js";
 import { addFleetOptions, type FleetFlags, fleetOptionsFrom, parsePositive, viewOptionsFrom } from "../options.js";
 import { runAction, runFleetWithOutput } from "../run.js";
 
@@ -41,10 +42,10 @@ export function registerRollback(program: Command): void {
   });
 }
 
-/** The rollback mode's flags, so that the rerun command undoes the same. */
-function rollbackFlags(flags: RollbackFlags): string[] {
+/** The rollback mode's flags, so that the rerun command undoes the same; each one shell word. */
+export function rollbackFlags(flags: Pick<RollbackFlags, "all" | "to" | "step">): string[] {
   if (flags.all) return ["--all"];
-  if (flags.to !== undefined) return ["--to", flags.to];
+  if (flags.to !== undefined) return ["--to", shellWord(flags.to)];
   if (flags.step !== undefined) return ["--step", String(flags.step)];
   return [];
 }
