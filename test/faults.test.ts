@@ -254,6 +254,89 @@ describe("lost connections during a run (issue 9 items 1, 2, 5)", () => {
     }
   });
 
+  it("a school retried after non-transactional migrations stayed done: its result lists them all, once", async () => {
+    const fleet = new ServerFleet(server, 2, "catalog_partial", "partial_school");
+    try {
+      await fleet.create();
+      assert.equal((await fleet.run(["all"])).code, 0);
+      // Outside a transaction: 001 (its down holds) and 002 (its up holds), each holding on partial_school1
+      // only, once (a file marks it), until the test terminates its session.
+      const migration = (table: string, holds: "up" | "down") => {
+        const hold = (direction: "up" | "down") =>
+          holds !== direction
+            ? ""
+            : `const { rows } = await knex.raw("select current_database() as db");
+  const mark = ${JSON.stringify(path.join(fleet.cwd, `held-${table}`))};
+  if (rows[0].db === "partial_school1" && !existsSync(mark)) {
+    writeFileSync(mark, "");
+    await knex.raw("select pg_sleep(120)");
+  }`;
+        return `import { existsSync, writeFileSync } from "node:fs";
+export const config = { transaction: false };
+export async function up(knex) {
+  ${hold("up")}
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  ${hold("down")}
+  await knex.schema.dropTable("${table}");
+}
+`;
+      };
+      fleet.writeMigration("20240201000001_first.js", migration("first_done", "down"));
+      fleet.writeMigration("20240201000002_second.js", migration("second_done", "up"));
+      const both = ["20240201000001_first.js", "20240201000002_second.js"];
+      const terminateHeld = async () => {
+        const held = () => fleet.sessions("query like '%pg_sleep%' and datname = 'partial_school1'");
+        await waitFor(async () => (await held()).length > 0, 60_000, "a migration held on partial_school1");
+        const [victim] = await held();
+        await server.query("select pg_terminate_backend($1)", [victim?.pid]);
+      };
+
+      // migrate: the first try applies 001 and loses its connection in 002; the retry applies 002.
+      const migrate = fleet.start(["migrate", "--json"]);
+      await terminateHeld();
+      const migrated = await migrate.done;
+      assert.equal(migrated.code, 0, migrated.stderr);
+      assert.match(migrated.stderr, /partial_school1: transient fault .*; retry 1 of 10/);
+      const json = parseJson<FleetJson>(migrated.stdout);
+      for (const tenant of json.tenants) {
+        assert.equal(tenant.result, "migrated", tenant.database);
+        assert.deepEqual(tenant.migrations, both, tenant.database);
+      }
+      assert.match(migrated.stderr, /partial_school1 .*migrated: 20240201000001_first\.js, 20240201000002_second\.js/);
+      for (const school of fleet.schools) {
+        assert.deepEqual(await fleet.applied(school), ["20240101000000_create_lunch_week.js", ...both]);
+      }
+      const history = await server.query(
+        "select migrations from tenant_migrate_history where school_database = 'partial_school1' order by id desc limit 1",
+        [],
+        "catalog_partial",
+      );
+      assert.deepEqual(history[0]?.migrations, both);
+      await assertHistoryMatches(fleet, json);
+
+      // rollback --to, file by file: the first try undoes 002 and loses its connection in 001's down.
+      const rollback = fleet.start([
+        "rollback",
+        "partial_school1",
+        "--to",
+        "20240101000000_create_lunch_week.js",
+        "--json",
+      ]);
+      await terminateHeld();
+      const rolledBack = await rollback.done;
+      assert.equal(rolledBack.code, 0, rolledBack.stderr);
+      assert.match(rolledBack.stderr, /partial_school1: transient fault .*; retry 1 of 10/);
+      const [school1] = parseJson<FleetJson>(rolledBack.stdout).tenants;
+      assert.equal(school1?.result, "rolled-back");
+      assert.deepEqual(school1?.migrations, [...both].reverse());
+      assert.deepEqual(await fleet.applied("partial_school1"), ["20240101000000_create_lunch_week.js"]);
+    } finally {
+      fleet.cleanup();
+    }
+  });
+
   it("the catalog connection terminated mid-run: history is written on a new connection", async () => {
     const fleet = new ServerFleet(server, 4, "catalog_history", "history_school");
     try {

@@ -18,6 +18,7 @@ import { retryLockWaits } from "../core/lock-wait.js";
 import type { MigrationFolder } from "../core/migration-folder.js";
 import { AdminPools } from "../core/server-admin.js";
 import type { TenantJob } from "../core/tenant-job.js";
+import { carryingMigrations } from "../core/tenant-work.js";
 import type { FleetCommandOptions } from "./options.js";
 import { appMigrationFolder, checkMigrationFolder } from "./preflight.js";
 import { recreatedDatabases } from "./recreated.js";
@@ -124,7 +125,9 @@ export async function runFleetCommand(
                 message: `${tenant.database}: a migration waited longer than --pg-lock-timeout for a lock and was rolled back; retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               }),
           };
-          const outcome = await withRetries(() => retryLockWaits(() => work(job), lockWaits), {
+          // What a failed attempt left done is listed in the school's result along with what the retry did.
+          const carried = carryingMigrations(() => work(job));
+          const outcome = await withRetries(() => retryLockWaits(carried.attempt, lockWaits), {
             retries: config.retries,
             signal: context.signal,
             busyTimeoutMs: Math.max(config.lockTimeoutMs, 60_000),
@@ -137,6 +140,8 @@ export async function runFleetCommand(
                     ? `${tenant.database}: the server has too many connections; waiting ${delayMs} ms`
                     : `${tenant.database}: transient fault (${(error as Error).message}); retry ${attempt} of ${config.retries} in ${delayMs} ms`,
               } satisfies FleetEvent),
+          }).catch((error: unknown) => {
+            throw carried.failure(error);
           });
           return outcome.result === "provisioned" ? recreated.mark(tenant, outcome, context.emit) : outcome;
         },

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import { editedMigrations, forgetChecksum, recordChecksum } from "./checksums.js";
 import { ensureDatabase } from "./ensure-database.js";
-import { describeError, TenantWorkError } from "./errors.js";
+import { describeError, TenantSkipped, TenantWorkError } from "./errors.js";
 import type { TenantOutcome } from "./fleet-types.js";
 import {
   type AppliedMigration,
@@ -97,6 +97,43 @@ export async function migrateTenant(
   return {
     result: migrations.length > 0 ? "migrated" : "up-to-date",
     migrations,
+  };
+}
+
+/** What a later attempt's result becomes when an earlier attempt of the same run already changed the tenant. */
+const CHANGED: Partial<Record<TenantOutcome["result"], TenantOutcome["result"]>> = {
+  "up-to-date": "migrated",
+  "nothing-to-roll-back": "rolled-back",
+};
+
+/**
+ * `work` for the retry loops around it. A failed attempt's migrations that
+ * stayed done (non-transactional ones, or each in its own transaction) are
+ * this run's work too: every later attempt's result, and the last failure,
+ * list them first, each once, so the result says all this run did to the tenant.
+ */
+export function carryingMigrations(work: () => Promise<TenantOutcome>): {
+  attempt: () => Promise<TenantOutcome>;
+  failure: (error: unknown) => unknown;
+} {
+  let earlier: string[] = [];
+  const after = (later: string[]) => [...earlier, ...later.filter((name) => !earlier.includes(name))];
+  return {
+    attempt: async () => {
+      try {
+        const outcome = await work();
+        if (earlier.length === 0) return outcome;
+        return { ...outcome, result: CHANGED[outcome.result] ?? outcome.result, migrations: after(outcome.migrations) };
+      } catch (error) {
+        if (error instanceof TenantWorkError) earlier = after(error.migrations);
+        throw error;
+      }
+    },
+    failure: (error) => {
+      if (earlier.length === 0 || error instanceof TenantSkipped) return error;
+      const message = error instanceof TenantWorkError ? error.message : describeError(error);
+      return new TenantWorkError(message, earlier, { cause: error });
+    },
   };
 }
 

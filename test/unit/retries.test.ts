@@ -1,11 +1,13 @@
 // Which faults are tried again, and how: isTransient, isConnectionLoss,
 // withRetries (tiny delays, or none: an onRetry that throws stops before the
-// wait), and the lock waits of --pg-lock-timeout.
+// wait), the lock waits of --pg-lock-timeout, and what a retried school's
+// result lists (carryingMigrations).
 import assert from "node:assert/strict";
 import { describe, it, mock } from "node:test";
 import type { Knex } from "knex";
 import { isConnectionLoss, isTransient, RETRY_BASE_DELAY_MS, withRetries } from "../../src/core/db.ts";
-import { TenantWorkError } from "../../src/core/errors.ts";
+import { TenantSkipped, TenantWorkError } from "../../src/core/errors.ts";
+import type { TenantOutcome } from "../../src/core/fleet-types.ts";
 import {
   explainLockWait,
   isLockTimeout,
@@ -13,6 +15,7 @@ import {
   retryLockWaits,
   setLockTimeout,
 } from "../../src/core/lock-wait.ts";
+import { carryingMigrations } from "../../src/core/tenant-work.ts";
 
 const coded = (code: string, message = `fault ${code}`) => Object.assign(new Error(message), { code });
 const wrapping = (cause: unknown, message = "migration x failed") => new Error(message, { cause });
@@ -326,5 +329,87 @@ describe("lock waits (--pg-lock-timeout)", () => {
     } finally {
       mock.timers.reset();
     }
+  });
+});
+
+describe("carryingMigrations", () => {
+  /** Work whose attempts throw `steps` in turn (errors), then return the last step. */
+  function attempts(...steps: (Error | TenantOutcome)[]) {
+    let call = 0;
+    return async (): Promise<TenantOutcome> => {
+      const step = steps[Math.min(call++, steps.length - 1)];
+      if (step instanceof Error) throw step;
+      return step as TenantOutcome;
+    };
+  }
+  const lost = (done: string[]) =>
+    new TenantWorkError("migration b failed: connection lost", done, { cause: coded("57P01") });
+  /** The work run as the fleet runs it: lock waits and transient faults retried, the last failure carried. */
+  const retried = (work: () => Promise<TenantOutcome>, retries = 3) => {
+    const carried = carryingMigrations(work);
+    return withRetries(() => retryLockWaits(carried.attempt, { retries }), { retries, baseDelayMs: 1 }).catch(
+      (error: unknown) => {
+        throw carried.failure(error);
+      },
+    );
+  };
+
+  it("lists what a failed attempt left applied before what the retry applied, each once", async () => {
+    const outcome = await retried(attempts(lost(["a"]), lost(["b"]), { result: "migrated", migrations: ["b", "c"] }));
+    assert.deepEqual(outcome, { result: "migrated", migrations: ["a", "b", "c"] });
+  });
+
+  it("a retry with nothing left to do is migrated (or rolled back) all the same", async () => {
+    assert.deepEqual(await retried(attempts(lost(["a", "b"]), { result: "up-to-date", migrations: [] })), {
+      result: "migrated",
+      migrations: ["a", "b"],
+    });
+    assert.deepEqual(await retried(attempts(lost(["c"]), { result: "nothing-to-roll-back", migrations: [] })), {
+      result: "rolled-back",
+      migrations: ["c"],
+    });
+  });
+
+  it("carries across lock-wait retries too", async () => {
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      const run = retried(attempts(new LockWaitError("waited", ["a"]), { result: "migrated", migrations: ["b"] }), 1);
+      // Let the failure reach retryLockWaits' sleep, then end the sleep.
+      await new Promise((resolve) => setImmediate(resolve));
+      mock.timers.tick(10_000);
+      assert.deepEqual((await run).migrations, ["a", "b"]);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it("changes nothing when no attempt left anything done", async () => {
+    const done = { result: "up-to-date", migrations: [] } satisfies TenantOutcome;
+    assert.equal(await retried(attempts(lost([]), done)), done);
+    const refused = coded("ECONNREFUSED");
+    await assert.rejects(retried(attempts(refused), 1), (error) => error === refused);
+  });
+
+  it("a school that still fails lists what every attempt left done, with the last error's message", async () => {
+    await assert.rejects(retried(attempts(lost(["a"]), coded("ECONNREFUSED", "connect ECONNREFUSED")), 2), (error) => {
+      assert.ok(error instanceof TenantWorkError);
+      assert.deepEqual(error.migrations, ["a"]);
+      assert.equal(
+        error.message,
+        "connect ECONNREFUSED (SQLSTATE ECONNREFUSED)".replace(" (SQLSTATE ECONNREFUSED)", ""),
+      );
+      return true;
+    });
+    await assert.rejects(retried(attempts(lost(["a"]), lost(["b"])), 1), (error) => {
+      assert.ok(error instanceof TenantWorkError);
+      assert.deepEqual(error.migrations, ["a", "b"]);
+      assert.equal(error.message, "migration b failed: connection lost");
+      return true;
+    });
+  });
+
+  it("leaves an interrupt a skip", async () => {
+    const skipped = new TenantSkipped("interrupted");
+    await assert.rejects(retried(attempts(lost(["a"]), skipped)), (error) => error === skipped);
   });
 });
