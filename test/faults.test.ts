@@ -337,6 +337,53 @@ export async function down(knex) {
     }
   });
 
+  it("rollback --step 2 retried after a lost connection undoes the two batches it first planned, no more", async () => {
+    const fleet = new ServerFleet(server, 1, "catalog_steps", "steps_school");
+    try {
+      await fleet.create();
+      assert.equal((await fleet.run(["all"])).code, 0);
+      // Three batches of one non-transactional migration each; 002's down holds once, until terminated.
+      const migration = (table: string, holdsDown: boolean) => `import { existsSync, writeFileSync } from "node:fs";
+export const config = { transaction: false };
+export async function up(knex) {
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  const mark = ${JSON.stringify(path.join(fleet.cwd, `held-${table}`))};
+  if (${holdsDown} && !existsSync(mark)) {
+    writeFileSync(mark, "");
+    await knex.raw("select pg_sleep(120)");
+  }
+  await knex.schema.dropTable("${table}");
+}
+`;
+      const names = ["20240301000001_one.js", "20240301000002_two.js", "20240301000003_three.js"];
+      for (const [i, name] of names.entries()) {
+        fleet.writeMigration(name, migration(`steps_${i + 1}`, i === 1));
+        assert.equal((await fleet.run(["migrate"])).code, 0);
+      }
+      // The first try undoes batch 4 (three) and loses its connection in batch 3 (two)'s down.
+      const rollback = fleet.start(["rollback", "steps_school1", "--step", "2", "--json"]);
+      const held = () => fleet.sessions("query like '%pg_sleep%' and datname = 'steps_school1'");
+      await waitFor(async () => (await held()).length > 0, 60_000, "002's down held on steps_school1");
+      const [victim] = await held();
+      await server.query("select pg_terminate_backend($1)", [victim?.pid]);
+      const done = await rollback.done;
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(done.stderr, /steps_school1: transient fault .*; retry 1 of 10/);
+      const [school] = parseJson<FleetJson>(done.stdout).tenants;
+      assert.equal(school?.result, "rolled-back");
+      assert.deepEqual(school?.migrations, ["20240301000003_three.js", "20240301000002_two.js"]);
+      // Counting two batches again after the first try would also have undone one.
+      assert.deepEqual(await fleet.applied("steps_school1"), [
+        "20240101000000_create_lunch_week.js",
+        "20240301000001_one.js",
+      ]);
+    } finally {
+      fleet.cleanup();
+    }
+  });
+
   it("the catalog connection terminated mid-run: history is written on a new connection", async () => {
     const fleet = new ServerFleet(server, 4, "catalog_history", "history_school");
     try {

@@ -5,6 +5,7 @@ import { UsageError } from "../core/errors.js";
 import { runBounded } from "../core/fleet.js";
 import type { FleetResult, Tenant } from "../core/fleet-types.js";
 import { readApplied } from "../core/knex-state.js";
+import type { TenantJob } from "../core/tenant-job.js";
 import { emptiesTenant, type RollbackMode, rollbackTenant } from "../core/tenant-work.js";
 import { type FleetRun, runFleetCommand } from "./fleet-command.js";
 import type { FleetCommandOptions } from "./options.js";
@@ -41,7 +42,11 @@ export function rollbackTenants(options: RollbackOptions): Promise<FleetResult> 
     const folder = appMigrationFolder(options.config);
     if (!folder.has(mode.name)) throw new UsageError(`--to: no migration file named ${mode.name} in ${folder.dir}`);
   }
-  return runFleetCommand("rollback", options, (job) => rollbackTenant(job, mode), {
+  // A retried school finishes the plan of its first attempt (see pinRollback), not a new count of batches.
+  const pinned = new Map<string, RollbackMode>();
+  const work = (job: TenantJob) =>
+    rollbackTenant(job, pinned.get(job.tenant.id) ?? mode, (plan) => pinned.set(job.tenant.id, plan));
+  return runFleetCommand("rollback", options, work, {
     preflight: (run) => refuseToEmpty(run, mode),
   });
 }

@@ -222,6 +222,19 @@ export function planRollback(applied: AppliedMigration[], mode: RollbackMode): s
 }
 
 /**
+ * The rollback a retry must finish. `--step N` (and the last batch) count
+ * batches from the state the first attempt saw: after a connection lost in
+ * the middle of non-transactional downs, counting again from the new state
+ * would undo more than asked. So the plan becomes "back to the newest
+ * migration it keeps", which undoes exactly what is left of it.
+ */
+export function pinRollback(applied: AppliedMigration[], planned: string[], mode: RollbackMode): RollbackMode {
+  if (mode.kind !== "last" && mode.kind !== "steps") return mode;
+  const kept = applied.filter((m) => !planned.includes(m.name)).at(-1);
+  return kept ? { kind: "to", name: kept.name } : mode;
+}
+
+/**
  * Whether a rollback that is not `--all` would undo every migration the
  * tenant has (a school provisioned in one go has everything in one batch):
  * that needs --all, said explicitly.
@@ -243,7 +256,12 @@ function emptiesTenantError(database: string): Error {
  * involved is transactional, the whole rollback runs in one transaction, so a
  * process killed half-way leaves the tenant as it was.
  */
-export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promise<TenantOutcome> {
+export async function rollbackTenant(
+  job: TenantJob,
+  mode: RollbackMode,
+  /** Told, before anything is undone, the mode a retry of this tenant must use (pinRollback). */
+  onPlanned?: (pinned: RollbackMode) => void,
+): Promise<TenantOutcome> {
   const state = await peek(job);
   if (state.kind === "closed") throw new ClosedDatabaseError(job.tenant.database);
   if (state.kind !== "open") throw new Error(`database "${job.tenant.database}" does not exist`);
@@ -261,6 +279,7 @@ export async function rollbackTenant(job: TenantJob, mode: RollbackMode): Promis
     if (emptiesTenant(applied, mode)) throw emptiesTenantError(job.tenant.database);
     const toUndo = planRollback(applied, mode);
     if (toUndo.length === 0) return [];
+    onPlanned?.(pinRollback(applied, toUndo, mode));
     const run = trackMigrations(job, "down");
     const { config, done: undone } = run;
     // knex's rollback undoes a whole batch per call (one lock and one set of checks); --to goes file by file.

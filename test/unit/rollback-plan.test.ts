@@ -7,7 +7,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { type AppliedMigration, unknownMigrations, unknownMigrationsError } from "../../src/core/knex-state.ts";
 import { MigrationFolder } from "../../src/core/migration-folder.ts";
-import { emptiesTenant, planRollback } from "../../src/core/tenant-work.ts";
+import { emptiesTenant, pinRollback, planRollback } from "../../src/core/tenant-work.ts";
 
 /** Applied migrations, oldest first: `a1` is migration a in batch 1. */
 function applied(...items: string[]): AppliedMigration[] {
@@ -16,6 +16,25 @@ function applied(...items: string[]): AppliedMigration[] {
 
 // a and b in batch 1, c in batch 2, d and e in batch 3.
 const FIVE = applied("a1", "b1", "c2", "d3", "e3");
+
+describe("pinRollback: what a retried rollback finishes", () => {
+  it("pins --step N to the newest migration the first plan keeps, so a retry undoes no more", () => {
+    const mode = { kind: "steps", steps: 2 } as const;
+    const pinned = pinRollback(FIVE, planRollback(FIVE, mode), mode);
+    assert.deepEqual(pinned, { kind: "to", name: "b" });
+    // The first attempt undid e and d, then lost its connection: the retry undoes c only,
+    // where counting two batches again would undo c, b and a.
+    const afterFirstTry = applied("a1", "b1", "c2");
+    assert.deepEqual(planRollback(afterFirstTry, pinned), ["c"]);
+    assert.deepEqual(planRollback(afterFirstTry, mode), ["c", "b", "a"]);
+  });
+
+  it("pins the last batch the same way, and leaves --all and --to as they are", () => {
+    assert.deepEqual(pinRollback(FIVE, ["e", "d"], { kind: "last" }), { kind: "to", name: "c" });
+    assert.deepEqual(pinRollback(FIVE, ["e", "d", "c", "b", "a"], { kind: "all" }), { kind: "all" });
+    assert.deepEqual(pinRollback(FIVE, ["e"], { kind: "to", name: "d" }), { kind: "to", name: "d" });
+  });
+});
 
 describe("planRollback", () => {
   it("undoes the newest batch by default, newest first", () => {
