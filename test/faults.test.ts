@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { HistoryRecorder } from "../src/core/history.ts";
 import {
   byDatabase,
   type CliResult,
@@ -27,6 +28,7 @@ import {
   urlFor,
   useFleet,
   waitFor,
+  withFleet,
 } from "./helpers.ts";
 
 /** A catalog and `count` schools (school1…) on a throwaway server, with a working directory of their own. */
@@ -531,5 +533,52 @@ describe("a refused connection (a transient fault)", () => {
     assert.equal(tenant?.result, "failed");
     assert.match(tenant?.error ?? "", /ECONNREFUSED/);
     assert.doesNotMatch(result.stdout + result.stderr, /secret-pw/);
+  });
+});
+
+describe("history on a catalog connection lost twice", () => {
+  it("a new connection cut again before its UPDATE is replaced by another: the row is still final", async () => {
+    await withFleet({}, async (fleet) => {
+      const open = async () => {
+        const client = new pg.Client({ connectionString: urlFor(fleet.catalog) });
+        client.on("error", () => {});
+        await client.connect();
+        return client;
+      };
+      // pg_terminate_backend with a timeout returns once the session is gone.
+      const cut = (client: pg.Client) =>
+        query("postgres", "select pg_terminate_backend($1, 10000)", [
+          (client as unknown as { processID: number }).processID,
+        ]);
+      const runs = await open();
+      let reconnects = 0;
+      const school = { id: "1", name: "One", database: `${fleet.prefix}_one`, server: null };
+      const recorder = await HistoryRecorder.start(runs, "migrate", [school], async () => {
+        reconnects++;
+        const client = await open();
+        // The first new connection is cut as well, as a restart still under way cuts it.
+        if (reconnects === 1) await cut(client);
+        return client;
+      });
+      await cut(runs);
+      recorder.record({
+        id: "1",
+        name: "One",
+        database: school.database,
+        result: "migrated",
+        migrations: ["001_a.js"],
+        ms: 5,
+      });
+      await recorder.flush();
+      await runs.end().catch(() => {});
+      assert.equal(recorder.notRecorded, 0, recorder.lastError);
+      assert.equal(reconnects, 2);
+      const rows = await query(
+        fleet.catalog,
+        "select result, migrations, finished_at is not null as finished from tenant_migrate_history where run_id = $1",
+        [recorder.runId],
+      );
+      assert.deepEqual(rows, [{ result: "migrated", migrations: ["001_a.js"], finished: true }]);
+    });
   });
 });

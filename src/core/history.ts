@@ -7,6 +7,9 @@ import type { RecreatedDatabase, Tenant, TenantResult } from "./fleet-types.js";
 import { HISTORY_LOCK_KEY } from "./lock-keys.js";
 import { redact } from "./redact.js";
 
+/** How many new connections a history write is tried on after a lost one, when the UPDATE itself is cut again. */
+const UPDATES_ON_NEW_CONNECTIONS = 3;
+
 /** Creates the tool's bookkeeping table in the catalog, safely when several runs start at once. */
 export async function ensureHistoryTable(client: pg.Client): Promise<void> {
   await client.query("begin");
@@ -148,17 +151,31 @@ export class HistoryRecorder {
       this.lastError = describeError(error);
       if (!this.reconnect || !isTransient(error)) return false;
     }
-    try {
-      const client = await this.reconnect();
-      await this.reconnected?.end().catch(() => {});
-      this.client = this.reconnected = client;
-      await client.query("set synchronous_commit = off");
-      await this.update(rows);
-      return true;
-    } catch (error) {
-      this.lastError = describeError(error);
-      this.gaveUp = true;
-      return false;
+    // A connection opened while the server was still going down can be cut
+    // too: the UPDATE is tried on a fresh one a few times. A reconnect that
+    // failed has used up its own retries already: then history gives up.
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.Client;
+      try {
+        client = await this.reconnect();
+      } catch (error) {
+        this.lastError = describeError(error);
+        this.gaveUp = true;
+        return false;
+      }
+      try {
+        await this.reconnected?.end().catch(() => {});
+        this.client = this.reconnected = client;
+        await client.query("set synchronous_commit = off");
+        await this.update(rows);
+        return true;
+      } catch (error) {
+        this.lastError = describeError(error);
+        if (attempt >= UPDATES_ON_NEW_CONNECTIONS || !isTransient(error)) {
+          this.gaveUp = true;
+          return false;
+        }
+      }
     }
   }
 
