@@ -420,7 +420,8 @@ describe("a server with max_connections=12 (issue 9 item 6)", () => {
     await server?.stop();
   });
 
-  it("30 schools, default concurrency 8: all succeed, never more than 8 + 2 of the tool's sessions", async (t) => {
+  /** The most sessions of the tool seen at once (sampled every 10 ms) while `fn` runs. */
+  async function mostSessionsDuring(fn: () => Promise<void>): Promise<number> {
     let most = 0;
     let sampling = true;
     // One connection of its own, opened before the run: sampling never needs a free slot.
@@ -436,6 +437,17 @@ describe("a server with max_connections=12 (issue 9 item 6)", () => {
       }
     })();
     try {
+      await fn();
+    } finally {
+      sampling = false;
+      await sampler;
+      await probe.end();
+    }
+    return most;
+  }
+
+  it("30 schools, default concurrency 8: all succeed, never more than 8 + 2 of the tool's sessions", async (t) => {
+    const most = await mostSessionsDuring(async () => {
       // Provisioning with an admin connection, then knex, per school; then migrating every school with knex.
       const provisioned = await fleet.run(["all", "--json", "--no-template"]);
       assert.equal(provisioned.code, 0, provisioned.stderr);
@@ -443,13 +455,28 @@ describe("a server with max_connections=12 (issue 9 item 6)", () => {
       const migrated = await fleet.run(["all", "--json"]);
       assert.equal(migrated.code, 0, migrated.stderr);
       for (const tenant of parseJson<FleetJson>(migrated.stdout).tenants) assert.equal(tenant.result, "migrated");
-    } finally {
-      sampling = false;
-      await sampler;
-      await probe.end();
-    }
+    });
     t.diagnostic(`most sessions of the tool at once: ${most}`);
     assert.ok(most <= 10, `the tool held ${most} connections at once (at most concurrency 8 + 2)`);
+  });
+
+  it("30 schools copied from a template (--template), concurrency 8: all succeed, never more than 8 + 2 sessions", async (t) => {
+    // A catalog of its own on the same server: 30 new schools, copied by 8 admin connections at once.
+    const copies = new ServerFleet(server, 30, "copies_catalog", "copy");
+    try {
+      await copies.create();
+      const most = await mostSessionsDuring(async () => {
+        const provisioned = await copies.run(["all", "--json", "--template"]);
+        assert.equal(provisioned.code, 0, provisioned.stderr);
+        const tenants = parseJson<FleetJson>(provisioned.stdout).tenants;
+        assert.equal(tenants.length, 30);
+        for (const tenant of tenants) assert.equal(tenant.result, "provisioned");
+      });
+      t.diagnostic(`most sessions of the tool at once: ${most}`);
+      assert.ok(most <= 10, `the tool held ${most} connections at once (at most concurrency 8 + 2)`);
+    } finally {
+      copies.cleanup();
+    }
   });
 
   it("a server full of other sessions (53300) is waited out, not a failure, and costs no retry", async () => {

@@ -5,8 +5,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { PROVISION_LOCK_CLASS } from "../src/core/lock-keys.ts";
 import {
   appliedMigrations,
+  type CliResult,
+  databaseExists,
   type Fleet,
   type FleetJson,
   parseJson,
@@ -16,7 +19,9 @@ import {
   startSecondServer,
   tableExists,
   tableMigration,
+  urlFor,
   useFleet,
+  waitFor,
   withClient,
   withFleet,
 } from "./helpers.ts";
@@ -112,6 +117,33 @@ describe("provisioning from a template database", () => {
     const [newer] = await templatesOf(fleet);
     assert.notEqual(newer, template);
     assert.deepEqual(await templatesOf(fleet), [newer], "the old migration set's template is dropped");
+  });
+
+  it("copies schools side by side: one whose provisioning another session holds does not hold up the others", async () => {
+    // First in the catalog: with one admin connection per server, it took that connection and everyone waited.
+    const [held, ...others] = fleet.numberedDbs("side", 5);
+    await fleet.addTenants([held, ...others]);
+    await withClient(urlFor(fleet.catalog), async (session) => {
+      // The lock a run takes in the admin database (the catalog) while it creates that school.
+      await session.query("select pg_advisory_lock($1, hashtext($2))", [PROVISION_LOCK_CLASS, held]);
+      const run = fleet.start(["all", "--template", "--json"]);
+      let result: CliResult | undefined;
+      try {
+        const copied = async () => (await Promise.all(others.map(databaseExists))).every(Boolean);
+        await waitFor(copied, 30_000, "the other schools' copies while the first one waits");
+        assert.equal(await databaseExists(held), false);
+      } finally {
+        await session.query("select pg_advisory_unlock($1, hashtext($2))", [PROVISION_LOCK_CLASS, held]);
+        result = await run.done;
+      }
+      assert.equal(result.code, 0, result.stderr);
+      const tenants = parseJson<FleetJson>(result.stdout).tenants;
+      assert.deepEqual(
+        tenants.map((t) => t.result),
+        tenants.map(() => "provisioned"),
+      );
+      assert.equal(tenants.length, 5);
+    });
   });
 
   it("leaves the templates of another catalog on the same server alone", async () => {

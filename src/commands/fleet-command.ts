@@ -81,8 +81,8 @@ export async function runFleetCommand(
       migrations: folder.names,
     });
     const recreated = recreatedDatabases(catalog, tenants, history?.runId, options.dryRun === true);
-    // One admin connection per server: the run holds at most --concurrency + 2 connections per server.
-    const admin = new AdminPools(1);
+    // As many admin connections as workers, none kept idle: at most --concurrency + 2 connections per server.
+    const admin = new AdminPools(config.concurrency, { closeOnRelease: true });
     const placements = new Map<Tenant, TenantPlacement | Error>();
     for (const tenant of tenants) {
       try {

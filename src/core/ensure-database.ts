@@ -71,6 +71,6 @@ export async function ensureDatabase(
   } finally {
     await client.query("select pg_advisory_unlock($1, hashtext($2))", [PROVISION_LOCK_CLASS, database]).catch(() => {});
     // A connection that failed is not handed to the next tenant.
-    client.release(failure);
+    await job.admin.release(job.placement.admin, client, failure);
   }
 }

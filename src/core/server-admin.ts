@@ -49,17 +49,23 @@ export function adminKey(settings: ConnectionSettings): string {
 
 /**
  * Administrative connections (CREATE/DROP DATABASE), pooled for the run per
- * adminKey. Fleet runs use one per admin database, so that the run holds at most
- * `--concurrency` + 2 connections per server: one per tenant worker (a worker
- * never holds a tenant connection while it waits for the admin one), the
- * admin connection (open, maybe idle, for the run) and the catalog's.
+ * adminKey. A fleet run's pools are as wide as `--concurrency`, so that its
+ * workers create databases side by side, and each connection is closed when
+ * it is handed back (`closeOnRelease`): then the run holds at most
+ * `--concurrency` + 2 connections per server. A worker holds one connection
+ * at a time (an admin one, closed by release() before it opens its school's,
+ * or a school's), except the one building a template (the admin connection
+ * and the template's): one more; and the catalog's.
  */
 export class AdminPools {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly databases = new Map<string, Promise<Set<string> | undefined>>();
   private readonly templates = new Map<string, Promise<string | undefined>>();
-  /** `size`: admin connections per admin database (fleet runs use 1). */
-  constructor(private readonly size: number) {}
+  /** `size`: admin connections per admin database at once; `closeOnRelease`: none is kept idle. */
+  constructor(
+    private readonly size: number,
+    private readonly options: { closeOnRelease?: boolean } = {},
+  ) {}
 
   get(settings: ConnectionSettings): pg.Pool {
     const key = adminKey(settings);
@@ -68,6 +74,8 @@ export class AdminPools {
       pool = toolPool(settings, {
         max: this.size,
         idleTimeoutMillis: 10_000,
+        // Used once: the pool closes a connection as it is released (pool.query's too).
+        ...(this.options.closeOnRelease ? { maxUses: 1 } : {}),
       });
       // Idle clients report errors to the pool; a checked-out client to itself:
       // a lost admin connection (a restart, pg_terminate_backend) must never
@@ -77,6 +85,30 @@ export class AdminPools {
       this.pools.set(key, pool);
     }
     return pool;
+  }
+
+  /**
+   * Hands back a connection taken from get(settings); one that failed is
+   * closed. With `closeOnRelease`, returns once it is closed (its server slot
+   * is free then), or after a second at most.
+   */
+  async release(settings: ConnectionSettings, client: pg.PoolClient, failure?: Error): Promise<void> {
+    if (!this.options.closeOnRelease) {
+      client.release(failure);
+      return;
+    }
+    const pool = this.get(settings);
+    let onRemove: ((removed: pg.Client) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<void>((resolve) => {
+      onRemove = (removed) => removed === client && resolve();
+      pool.on("remove", onRemove);
+      timer = setTimeout(resolve, 1_000);
+    });
+    client.release(true);
+    await closed;
+    clearTimeout(timer);
+    if (onRemove) pool.off("remove", onRemove);
   }
 
   /**
