@@ -103,6 +103,39 @@ class ServerFleet {
   }
 }
 
+/**
+ * A non-transactional migration creating `table`; its `holds` direction, on
+ * `database` only and once (a file marks it), sleeps until the test
+ * terminates its session.
+ */
+function heldOnceMigration(
+  fleet: ServerFleet,
+  table: string,
+  holds: "up" | "down" | undefined,
+  database: string,
+): string {
+  const hold = (direction: "up" | "down") =>
+    holds !== direction
+      ? ""
+      : `const { rows } = await knex.raw("select current_database() as db");
+  const mark = ${JSON.stringify(path.join(fleet.cwd, `held-${table}`))};
+  if (rows[0].db === ${JSON.stringify(database)} && !existsSync(mark)) {
+    writeFileSync(mark, "");
+    await knex.raw("select pg_sleep(120)");
+  }`;
+  return `import { existsSync, writeFileSync } from "node:fs";
+export const config = { transaction: false };
+export async function up(knex) {
+  ${hold("up")}
+  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
+}
+export async function down(knex) {
+  ${hold("down")}
+  await knex.schema.dropTable("${table}");
+}
+`;
+}
+
 /** History consistent with the JSON: one row per school, every row final, the same result. */
 async function assertHistoryMatches(fleet: ServerFleet, json: FleetJson): Promise<void> {
   const rows = await fleet.lastRunHistory();
@@ -263,30 +296,14 @@ describe("lost connections during a run (issue 9 items 1, 2, 5)", () => {
       assert.equal((await fleet.run(["all"])).code, 0);
       // Outside a transaction: 001 (its down holds) and 002 (its up holds), each holding on partial_school1
       // only, once (a file marks it), until the test terminates its session.
-      const migration = (table: string, holds: "up" | "down") => {
-        const hold = (direction: "up" | "down") =>
-          holds !== direction
-            ? ""
-            : `const { rows } = await knex.raw("select current_database() as db");
-  const mark = ${JSON.stringify(path.join(fleet.cwd, `held-${table}`))};
-  if (rows[0].db === "partial_school1" && !existsSync(mark)) {
-    writeFileSync(mark, "");
-    await knex.raw("select pg_sleep(120)");
-  }`;
-        return `import { existsSync, writeFileSync } from "node:fs";
-export const config = { transaction: false };
-export async function up(knex) {
-  ${hold("up")}
-  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
-}
-export async function down(knex) {
-  ${hold("down")}
-  await knex.schema.dropTable("${table}");
-}
-`;
-      };
-      fleet.writeMigration("20240201000001_first.js", migration("first_done", "down"));
-      fleet.writeMigration("20240201000002_second.js", migration("second_done", "up"));
+      fleet.writeMigration(
+        "20240201000001_first.js",
+        heldOnceMigration(fleet, "first_done", "down", "partial_school1"),
+      );
+      fleet.writeMigration(
+        "20240201000002_second.js",
+        heldOnceMigration(fleet, "second_done", "up", "partial_school1"),
+      );
       const both = ["20240201000001_first.js", "20240201000002_second.js"];
       const terminateHeld = async () => {
         const held = () => fleet.sessions("query like '%pg_sleep%' and datname = 'partial_school1'");
@@ -345,23 +362,12 @@ export async function down(knex) {
       await fleet.create();
       assert.equal((await fleet.run(["all"])).code, 0);
       // Three batches of one non-transactional migration each; 002's down holds once, until terminated.
-      const migration = (table: string, holdsDown: boolean) => `import { existsSync, writeFileSync } from "node:fs";
-export const config = { transaction: false };
-export async function up(knex) {
-  await knex.schema.createTable("${table}", (t) => { t.increments("id"); });
-}
-export async function down(knex) {
-  const mark = ${JSON.stringify(path.join(fleet.cwd, `held-${table}`))};
-  if (${holdsDown} && !existsSync(mark)) {
-    writeFileSync(mark, "");
-    await knex.raw("select pg_sleep(120)");
-  }
-  await knex.schema.dropTable("${table}");
-}
-`;
       const names = ["20240301000001_one.js", "20240301000002_two.js", "20240301000003_three.js"];
       for (const [i, name] of names.entries()) {
-        fleet.writeMigration(name, migration(`steps_${i + 1}`, i === 1));
+        fleet.writeMigration(
+          name,
+          heldOnceMigration(fleet, `steps_${i + 1}`, i === 1 ? "down" : undefined, "steps_school1"),
+        );
         assert.equal((await fleet.run(["migrate"])).code, 0);
       }
       // The first try undoes batch 4 (three) and loses its connection in batch 3 (two)'s down.
