@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import knexModule from "knex";
 import { createMarkedDatabaseSql } from "../src/core/provisioning.ts";
 import { scratchPrefix } from "../src/core/scratch-database.ts";
 import {
@@ -18,12 +17,10 @@ import {
   SERVER,
   type StatusJson,
   tableMigration,
-  urlFor,
   useFleet,
   waitFor,
+  withPlainKnex,
 } from "./helpers.ts";
-
-const { knex } = knexModule;
 
 interface ObjectJson {
   kind: string;
@@ -309,12 +306,7 @@ export async function down() {}
       assert.equal(migrate.code, 0, migrate.stderr);
       // Migrated by plain knex before the tool knew it: no checksums.
       await query("postgres", `create database ${legacy}`);
-      const db = knex({ client: "pg", connection: urlFor(legacy) });
-      try {
-        await db.migrate.latest({ directory: fleet.appMigrations });
-      } finally {
-        await db.destroy();
-      }
+      await withPlainKnex(legacy, (db) => db.migrate.latest({ directory: fleet.appMigrations }));
       await fleet.addTenants([legacy]);
 
       appendFileSync(file, "// edited after it ran on a and b\n");

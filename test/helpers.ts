@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
+import knexModule, { type Knex } from "knex";
 import pg from "pg";
 import { freePort, startThrowawayServer } from "../scripts/throwaway-server.mjs";
 import { templatePrefix } from "../src/core/template.ts";
@@ -58,6 +59,16 @@ export async function withClient<T>(connectionString: string, fn: (client: pg.Cl
     return await fn(client);
   } finally {
     await client.end();
+  }
+}
+
+/** Runs `fn` on plain knex (no tenant-migrate) on a database of the test server, as migrate.js used it. */
+export async function withPlainKnex<T>(database: string, fn: (db: Knex) => Promise<T>): Promise<T> {
+  const db = knexModule.knex({ client: "pg", connection: urlFor(database) });
+  try {
+    return await fn(db);
+  } finally {
+    await db.destroy();
   }
 }
 
@@ -526,12 +537,12 @@ export async function down(knex) {
 `;
 }
 
-/** A migration that creates (and its down drops) one table: `export` syntax, for the fleet's ESM folder. */
-export function tableMigration(table: string): string {
+/** A migration that creates (and its down drops) one table with a text column: `export` syntax, for the fleet's ESM folder. */
+export function tableMigration(table: string, column = "note"): string {
   return `export async function up(knex) {
   await knex.schema.createTable("${table}", (t) => {
     t.increments("id");
-    t.text("note");
+    t.text("${column}");
   });
 }
 

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import knexModule from "knex";
 import {
   ANSI,
   appliedMigrations,
@@ -19,9 +18,8 @@ import {
   tableMigration,
   urlFor,
   useFleet,
+  withPlainKnex,
 } from "./helpers.ts";
-
-const { knex } = knexModule;
 
 const KNEX_CLI = path.join(ROOT, "node_modules", "knex", "bin", "cli.js");
 
@@ -120,12 +118,7 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
       const legacy = fleet.db("legacy");
       await query("postgres", `create database ${legacy}`);
       // What the original migrate.js did for each school.
-      const db = knex({ client: "pg", connection: urlFor(legacy) });
-      try {
-        await db.migrate.latest({ directory: fleet.appMigrations });
-      } finally {
-        await db.destroy();
-      }
+      await withPlainKnex(legacy, (db) => db.migrate.latest({ directory: fleet.appMigrations }));
       const knexRowsOf = () => query(legacy, "select id, name, batch, migration_time from knex_migrations order by id");
       const knexRows = await knexRowsOf();
       assert.equal(knexRows.length, 3);
@@ -150,8 +143,7 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
       const next = await fleet.run(["all", "--json"]);
       assert.equal(next.code, 0, next.stderr);
       assert.deepEqual(parseJson<FleetJson>(next.stdout).tenants[0]?.migrations, [N1]);
-      const again = knex({ client: "pg", connection: urlFor(legacy) });
-      try {
+      await withPlainKnex(legacy, async (again) => {
         const [completed, pending] = await again.migrate.list({ directory: fleet.appMigrations });
         assert.deepEqual(
           (completed as { name: string }[]).map((m) => m.name),
@@ -160,9 +152,7 @@ exports.down = (knex) => knex.schema.dropTable("supplier");
         assert.deepEqual(pending, []);
         const [, log] = await again.migrate.rollback({ directory: fleet.appMigrations });
         assert.deepEqual(log, [N1]);
-      } finally {
-        await again.destroy();
-      }
+      });
       assert.equal(await tableExists(legacy, "allergen_note"), false);
       const after = await fleet.run(["status", legacy, "--json"]);
       const state = parseJson<StatusJson>(after.stdout).tenants[0];

@@ -26,21 +26,6 @@ import {
   withFleet,
 } from "./helpers.ts";
 
-/** A migration creating `table` with one text column `column`. */
-function columnMigration(table: string, column: string): string {
-  return `export async function up(knex) {
-  await knex.schema.createTable("${table}", (t) => {
-    t.increments("id");
-    t.text("${column}");
-  });
-}
-
-export async function down(knex) {
-  await knex.schema.dropTable("${table}");
-}
-`;
-}
-
 /** The columns of `table` in `database`, in order. */
 async function columns(database: string, table: string): Promise<string[]> {
   const rows = await query<{ column_name: string }>(
@@ -186,13 +171,13 @@ describe("an applied migration file edited in place", () => {
 
   it("gives a school provisioned afterwards the edited schema, with --template and by default", async () => {
     const name = "20240301000000_notes.js";
-    fleet.writeMigration(name, columnMigration("notes", "old_text"));
+    fleet.writeMigration(name, tableMigration("notes", "old_text"));
     const [first, copied, plain] = fleet.dbs("ed_first", "ed_copied", "ed_plain");
     await fleet.addMigrated([first], ["--template"]);
     assert.deepEqual(await columns(first, "notes"), ["id", "old_text"]);
 
     // Edited in place (a hotfix): the file name, and so knex_migrations, is the same.
-    fleet.writeMigration(name, columnMigration("notes", "new_text"));
+    fleet.writeMigration(name, tableMigration("notes", "new_text"));
     await fleet.addTenants([copied]);
     const result = await fleet.run(["all", "--template", "--json"]);
     assert.equal(result.code, 0, result.stderr);
