@@ -181,8 +181,7 @@ export function tenantLine(output: Output, result: TenantResult, dryRun: boolean
   const c = output.json ? output.err : output.out;
   const who = `${safe(result.database)} (id ${safe(result.id)}${result.server ? `, server ${safe(result.server)}` : ""})`;
   const word = resultWord(result.result);
-  const already = result.result === "failed" || result.result === "skipped" || result.result === "up-to-date";
-  const verb = dryRun && !already ? `would be ${word}` : word;
+  const verb = dryRun && wouldBe(result.result) ? `would be ${word}` : word;
   const what = describeMigrations(result.migrations, verbose);
   const time = c.dim(` (${formatMs(result.ms)})`);
   switch (result.result) {
@@ -208,6 +207,11 @@ export function resultWord(kind: string): string {
 }
 
 /** Result kinds in the order a summary lists them; kinds not listed here follow, as they occur. */
+/** Whether a dry run says "would be" of this result: not of what it already found (failed, skipped, up to date). */
+function wouldBe(kind: string): boolean {
+  return kind !== "failed" && kind !== "skipped" && kind !== "up-to-date";
+}
+
 const KIND_ORDER = [
   "provisioned",
   "migrated",
@@ -228,7 +232,7 @@ export function summaryLine(output: Output, result: FleetResult, dryRun = false)
   const kinds = Object.keys(byResult).sort((a, b) => rank(a) - rank(b));
   const parts = kinds.map((kind) => {
     const n = byResult[kind] ?? 0;
-    const would = dryRun && kind !== "failed" && kind !== "skipped" && kind !== "up-to-date" ? "would be " : "";
+    const would = dryRun && wouldBe(kind) ? "would be " : "";
     const text = `${n} ${would}${resultWord(kind)}`;
     if (kind === "failed") return c.red(text);
     if (kind === "skipped") return c.yellow(text);
