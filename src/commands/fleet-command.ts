@@ -57,7 +57,7 @@ export async function runFleetCommand(
 ): Promise<FleetResult> {
   const { config } = options;
   const folder = extra.folder ?? appMigrationFolder(config);
-  await checkMigrationFolder(folder);
+  if (!extra.folder) await checkMigrationFolder(folder);
   const emit: EmitEvent = options.onEvent ?? (() => {});
   return withCatalog(config, async (catalog) => {
     const allTenants = (await loadTenants(catalog, extra.catalogMayBeEmpty === true)) ?? [];
